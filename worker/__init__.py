@@ -1,0 +1,1 @@
+"""imageledger: the image ledger worker."""

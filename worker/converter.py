@@ -1,0 +1,380 @@
+"""The one cattrs converter: the only place where bytes and dicts become objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import cattrs
+from attrs import frozen
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.json import make_converter as make_json_converter
+
+from worker.domain.durations import parse_duration
+from worker.domain.images import Image, Repository, TagEntry
+from worker.domain.menu import (
+    MenuImages,
+    NodeImage,
+    NodeStatus,
+    PrepullerImages,
+    SpawnerImage,
+    SpawnerImages,
+)
+from worker.domain.nodes import KubeletImage, Node, Taint, cached_digests
+
+__all__ = ["ValidationError", "converter", "describe_error", "make_converter", "structure"]
+
+if TYPE_CHECKING:
+    from worker.config import ImagesConfig
+
+T = TypeVar("T")
+
+
+class ValidationError(ValueError):
+    """Input that does not fit its schema; the message names the bad key path."""
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        raise TypeError(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    return parsed.astimezone(UTC)
+
+
+def _structure_timedelta(value: Any, _: type) -> timedelta:
+    if isinstance(value, bool):
+        raise TypeError("expected a duration, got a boolean")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise TypeError(f"expected a duration such as '5m', got {type(value).__name__}")
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    """Build the strict converter: unknown keys rejected, aware datetimes required."""
+    conv = make_json_converter(forbid_extra_keys=True, prefer_attrib_converters=False)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    conv.register_structure_hook(timedelta, _structure_timedelta)
+    conv.register_unstructure_hook(timedelta, lambda d: d.total_seconds())
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(bool, _structure_bool)
+    _register_inputs(conv)
+    _register_camel_case(conv)
+    _register_events(conv)
+    return conv
+
+
+def camel_case(name: str) -> str:
+    """``num_weeklies`` -> ``numWeeklies``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_CAMEL_CASE: set[type] = set()
+
+
+def use_camel_case(*classes: type) -> None:
+    """Read and write these attrs classes with camelCase keys (the reference's YAML).
+
+    Hooks are generated lazily on first use, so registration order does not matter.
+    """
+    _CAMEL_CASE.update(classes)
+
+
+def _camel_renames(cls: type) -> dict[str, Any]:
+    return {
+        a.name: override(rename=camel_case(a.name))
+        for a in attrs.fields(cls)
+        if not a.name.startswith("_")
+    }
+
+
+def _register_camel_case(conv: cattrs.Converter) -> None:
+    def structure_factory(cls: type) -> Any:
+        return make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=True, **_camel_renames(cls)
+        )
+
+    def unstructure_factory(cls: type) -> Any:
+        return make_dict_unstructure_fn(cls, conv, **_camel_renames(cls))
+
+    conv.register_structure_hook_factory(lambda t: t in _CAMEL_CASE, structure_factory)
+    conv.register_unstructure_hook_factory(lambda t: t in _CAMEL_CASE, unstructure_factory)
+
+
+def _register_events(conv: cattrs.Converter) -> None:
+    """Event and message classes. Owned by the event log work."""
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, TypeError | ValueError) and not isinstance(exc, cattrs.BaseValidationError):
+        message = str(exc)
+        if message and "__init__()" not in message and "missing" not in message:
+            return message
+    return cattrs.v.format_exception(exc, type_)
+
+
+def _camel_path(line: str) -> str:
+    message, sep, path = line.rpartition(" @ ")
+    if not sep:
+        return line
+    parts = [camel_case(p) if p and p[0].isalpha() else p for p in path.split(".")]
+    return f"{message} @ {'.'.join(parts)}"
+
+
+def describe_error(exc: BaseException, *, camel: bool = False) -> str:
+    """One readable line per problem, each naming the key path (camelCase for YAML)."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        lines = cattrs.transform_error(exc, path="$", format_exception=_format_exception)
+        return "; ".join(_camel_path(x) if camel else x for x in lines)
+    return str(exc)
+
+
+# --------------------------------------------------------------------------- input files
+
+
+@frozen
+class GarImage:
+    """One entry of an Artifact Registry ``ListDockerImages`` answer."""
+
+    uri: str
+    tags: tuple[str, ...] = ()
+    name: str | None = None
+    image_size_bytes: int | None = None
+    upload_time: str | None = None
+    media_type: str | None = None
+    build_time: str | None = None
+    update_time: str | None = None
+
+
+@frozen
+class NodeFileImage:
+    """One ``node.status.images`` entry (``size_bytes`` or Kubernetes' ``sizeBytes``)."""
+
+    names: tuple[str, ...] = ()
+    size_bytes: int | None = None
+
+
+@frozen
+class NodeFileEntry:
+    """A node in a nodes file: cached images, labels and taints."""
+
+    images: tuple[NodeFileImage, ...] = ()
+    labels: dict[str, str] = attrs.field(factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+
+def _register_inputs(conv: cattrs.Converter) -> None:
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _string_tuple)
+    generated = make_dict_structure_fn(NodeFileImage, conv, _cattrs_forbid_extra_keys=True)
+
+    def node_image(value: Any, cls: type) -> NodeFileImage:
+        if isinstance(value, dict) and "sizeBytes" in value and "size_bytes" not in value:
+            value = {("size_bytes" if k == "sizeBytes" else k): v for k, v in value.items()}
+        return generated(value, cls)
+
+    conv.register_structure_hook(NodeFileImage, node_image)
+
+
+def _string_tuple(value: Any, _: type) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def tag_entries(data: Any, repository: Repository, what: str = "tags") -> list[TagEntry]:
+    """Tags from ``{tag: digest-or-null}`` or an Artifact Registry listing.
+
+    A listing keeps only the entries of ``repository`` (a GAR repository can hold several
+    images); each (entry, tag) pair becomes one tag with the entry's digest and size.
+    """
+    if isinstance(data, dict):
+        entries = structure(data, dict[str, str | None], what)
+        return [TagEntry(tag, digest) for tag, digest in entries.items()]
+    if isinstance(data, list):
+        listing = structure(data, list[GarImage], what)
+        out: list[TagEntry] = []
+        for item in listing:
+            name, _, digest = item.uri.partition("@")
+            if name != str(repository) or not digest:
+                continue
+            out.extend(TagEntry(tag, digest, item.image_size_bytes) for tag in item.tags)
+        return out
+    raise ValidationError(
+        f"invalid {what}: expected an object of tag -> digest or an Artifact Registry listing"
+    )
+
+
+def nodes_from_file(data: Any, what: str = "nodes") -> list[Node]:
+    """Nodes from ``{name: {images, labels, taints}}`` (the conformance nodes format)."""
+    entries = structure(data, dict[str, NodeFileEntry], what)
+    return [
+        Node(
+            name=name,
+            labels=entry.labels,
+            taints=entry.taints,
+            digests=cached_digests(KubeletImage(i.names, i.size_bytes) for i in entry.images),
+        )
+        for name, entry in entries.items()
+    ]
+
+
+converter = make_converter()
+
+
+def structure(data: Any, cls: type[T], what: str = "input", *, camel: bool = False) -> T:
+    """Structure ``data`` as ``cls``; raise ValidationError naming every bad path."""
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise ValidationError(f"invalid {what}: {describe_error(exc, camel=camel)}") from exc
+
+
+# --------------------------------------------------------------------------- output shapes
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def spawner_image_json(image: SpawnerImage) -> dict[str, Any]:
+    """The reference's ``PrepulledImage`` (null fields omitted)."""
+    return _drop_none(
+        {
+            "reference": image.reference,
+            "tag": image.tag,
+            "name": image.name,
+            "digest": image.digest,
+            "aliases": list(image.aliases),
+            "prepulled": image.prepulled,
+        }
+    )
+
+
+def spawner_images_json(images: SpawnerImages) -> dict[str, Any]:
+    """``GET /spawner/v1/images`` (reference 7.2; null fields omitted)."""
+    named = {
+        "recommended": images.recommended,
+        "latest_weekly": images.latest_weekly,
+        "latest_daily": images.latest_daily,
+        "latest_release": images.latest_release,
+    }
+    out = {k: spawner_image_json(v) for k, v in named.items() if v is not None}
+    return {**out, "all": [spawner_image_json(i) for i in images.all]}
+
+
+def menu_json(menu: MenuImages) -> dict[str, Any]:
+    """The spawner menu: radio ``menu`` entries and ``dropdown`` entries."""
+    return {
+        "menu": [{"reference": e.reference, "name": e.name} for e in menu.menu],
+        "dropdown": [{"reference": e.reference, "name": e.name} for e in menu.dropdown],
+    }
+
+
+def prepuller_config_json(images: ImagesConfig) -> dict[str, Any]:
+    """The reference's ``PrepullerOptions`` in snake_case (credentials path omitted)."""
+    source = images.source
+    if source.type == "google":
+        source_json: dict[str, Any] = {
+            "type": "google",
+            "location": source.location,
+            "project_id": source.project_id,
+            "repository": source.repository,
+            "image": source.image,
+        }
+    else:
+        source_json = {
+            "type": "docker",
+            "registry": source.registry,
+            "repository": source.repository,
+        }
+    return {
+        "source": source_json,
+        "refresh_interval": images.refresh_interval.total_seconds(),
+        "prepull_timeout": images.prepull_timeout.total_seconds(),
+        "recommended_tag": images.recommended_tag,
+        "num_releases": images.num_releases,
+        "num_weeklies": images.num_weeklies,
+        "num_dailies": images.num_dailies,
+        "cycle": images.cycle,
+        "pin": list(images.pin),
+        "alias_tags": list(images.alias_tags),
+    }
+
+
+def prepuller_status_json(
+    images_config: ImagesConfig, images: PrepullerImages, nodes: Sequence[NodeStatus]
+) -> dict[str, Any]:
+    """``GET /spawner/v1/prepulls`` (reference 7.1)."""
+
+    def node_image(item: NodeImage) -> dict[str, Any]:
+        return {
+            "reference": item.reference,
+            "tag": item.tag,
+            "name": item.name,
+            "digest": item.digest,
+            "size": item.size,
+            "nodes": list(item.nodes),
+            "missing": list(item.missing),
+        }
+
+    return {
+        "config": prepuller_config_json(images_config),
+        "images": {
+            "prepulled": [node_image(i) for i in images.prepulled],
+            "pending": [node_image(i) for i in images.pending],
+        },
+        "nodes": [
+            {"name": n.name, "eligible": n.eligible, "comment": n.comment, "cached": list(n.cached)}
+            for n in nodes
+        ],
+    }
+
+
+def tag_json(image: Image) -> dict[str, Any]:
+    """One tag as ``evaluate --output tags`` prints it."""
+    parsed = image.parsed
+    version = parsed.version
+    return {
+        "tag": image.tag,
+        "type": parsed.image_type.value,
+        "display_name": parsed.display_name,
+        "version": str(version) if version else None,
+        "cycle": parsed.cycle,
+        "cycle_build": parsed.cycle_build,
+        "build": parsed.build,
+        "extra": parsed.extra,
+        "architecture": parsed.architecture,
+        "date": parsed.date.date().isoformat() if parsed.date else None,
+        "digest": image.digest,
+        "alias_target": image.alias_target,
+        "aliases": image.alias_names(),
+    }

@@ -1,0 +1,1 @@
+"""Pure domain rules: tags, images, policy, menu. No I/O, no clock."""

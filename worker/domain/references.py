@@ -1,0 +1,59 @@
+"""Docker references: ``registry/repository[:tag][@digest]``."""
+
+from __future__ import annotations
+
+import re
+
+from attrs import frozen
+
+__all__ = ["DockerReference", "InvalidReferenceError"]
+
+_REGISTRY = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?|\[[0-9a-fA-F:.]+\](?::\d{1,5})?"
+)
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+")
+
+
+class InvalidReferenceError(ValueError):
+    """A string that is not a valid Docker reference; the message says why."""
+
+
+@frozen
+class DockerReference:
+    """A parsed reference; printing re-assembles the same shape."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DockerReference:
+        """Parse ``registry/repository[:tag][@digest]`` (reference 5.5), validating each part."""
+        if "/" not in text:
+            raise InvalidReferenceError(
+                f'Docker reference "{text}" has no registry (expected registry/repository:tag)'
+            )
+        registry, rest = text.split("/", 1)
+        rest, _, digest = rest.partition("@")
+        repository, _, tag = rest.partition(":")
+        if not _REGISTRY.fullmatch(registry):
+            raise InvalidReferenceError(f'Docker reference "{text}" has an invalid registry')
+        if not _REPOSITORY.fullmatch(repository):
+            raise InvalidReferenceError(f'Docker reference "{text}" has an invalid repository')
+        if ":" in rest and not _TAG.fullmatch(tag):
+            raise InvalidReferenceError(f'Docker reference "{text}" has an invalid tag')
+        if "@" in text and not _DIGEST.fullmatch(digest):
+            raise InvalidReferenceError(f'Docker reference "{text}" has an invalid digest')
+        return cls(registry, repository, tag or None, digest or None)
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
