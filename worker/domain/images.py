@@ -7,7 +7,13 @@ from types import MappingProxyType
 
 from attrs import evolve, field, frozen
 
-from worker.domain.tags import ImageType, ParsedTag, parse_alias_tag, parse_tag, tag_sort_key
+from worker.domain.tags import (
+    ImageType,
+    ParsedTag,
+    parse_alias_tag,
+    parse_tag,
+    sort_display_order,
+)
 
 __all__ = [
     "Image",
@@ -116,6 +122,10 @@ def _resolve(alias: Image, target: Image) -> Image:
     return evolve(alias, parsed=parsed, alias_target=target.tag)
 
 
+def _parsed(image: Image) -> ParsedTag:
+    return image.parsed
+
+
 def build_collection(images: Iterable[Image]) -> ImageCollection:
     """Resolve aliases and index images by tag and digest.
 
@@ -124,7 +134,7 @@ def build_collection(images: Iterable[Image]) -> ImageCollection:
     result does not depend on input order. Alias and Unknown images whose digest has a
     typed primary are resolved against it; the rest stay as they are.
     """
-    ordered = sorted(images, key=lambda i: tag_sort_key(i.parsed))
+    ordered = sort_display_order(images, _parsed)
     groups: dict[str, list[Image]] = {}
     for image in ordered:
         if image.digest is not None:
@@ -142,7 +152,7 @@ def build_collection(images: Iterable[Image]) -> ImageCollection:
             replaced[member.tag] = updated
     result = [replaced.get(i.tag, i) for i in ordered]
     if replaced:
-        result.sort(key=lambda i: tag_sort_key(i.parsed))
+        result = sort_display_order(result, _parsed)
     return ImageCollection(tuple(result))
 
 

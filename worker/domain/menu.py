@@ -114,6 +114,7 @@ class View:
     prepull_set: ImageCollection
     policy: PrepullPolicy
     nodes: tuple[Node, ...]
+    """The nodes the selector matched, sorted by name."""
     statuses: Mapping[str, tuple[bool, str | None]]
     holders: Mapping[str, frozenset[str]] = field(repr=False)
     eligible_nodes: tuple[str, ...] = field(init=False, repr=False)
@@ -211,7 +212,7 @@ class View:
         """Every selected node, sorted by name, with the prepull images it holds."""
         images = self.status_images()
         out = []
-        for node in sorted(self.nodes, key=lambda n: n.name):
+        for node in self.nodes:
             ok, comment = self.statuses[node.name]
             cached = tuple(self.repository.reference(i.tag) for i in images if node.has(i.digest))
             out.append(NodeStatus(node.name, ok, comment, cached))
@@ -247,7 +248,11 @@ def make_view(
     tolerations: Sequence[Toleration],
 ) -> View:
     """Select nodes, decide eligibility, and index which nodes hold each digest."""
-    selected = tuple(n for n in nodes if matches_selector(n.labels, node_selector))
+    selected = tuple(
+        sorted(
+            (n for n in nodes if matches_selector(n.labels, node_selector)), key=lambda n: n.name
+        )
+    )
     statuses = {}
     holders: dict[str, set[str]] = {}
     for node in selected:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import evolve, field, frozen
+
+T = TypeVar("T")
 
 __all__ = [
     "KNOWN_ARCHITECTURES",
@@ -17,6 +19,7 @@ __all__ = [
     "Version",
     "parse_alias_tag",
     "parse_tag",
+    "sort_display_order",
     "sort_text",
     "sorted_newest_first",
     "tag_sort_key",
@@ -182,7 +185,18 @@ class _Descending:
 
 def sorted_newest_first(tags: Iterable[ParsedTag]) -> list[ParsedTag]:
     """Tags in display order: type order, newest first within a type."""
-    return sorted(tags, key=tag_sort_key)
+    return sort_display_order(tags, lambda t: t)
+
+
+def sort_display_order(items: Iterable[T], tag_of: Callable[[T], ParsedTag]) -> list[T]:
+    """Items in their tags' display order (same order as ``tag_sort_key``, faster).
+
+    Keys are unique (they end with the tag string), so newest-first then a stable sort by
+    type gives exactly the order of ``tag_sort_key``.
+    """
+    out = sorted(items, key=lambda i: tag_of(i).sort_key, reverse=True)
+    out.sort(key=lambda i: tag_of(i).image_type.rank)
+    return out
 
 
 def sort_text(tag: ParsedTag) -> str:
@@ -318,11 +332,14 @@ def _unknown(tag: str, m: re.Match[str], image_type: ImageType = ImageType.UNKNO
 
 
 def _experimental(tag: str, m: re.Match[str]) -> ParsedTag:
-    inner = _parse_typed(m["rest"])
-    return inner.with_type(
+    rest, depth = m["rest"], 1
+    while (inner := _EXPERIMENTAL.fullmatch(rest)) is not None:  # exp_exp_…: no recursion
+        rest, depth = inner["rest"], depth + 1
+    parsed = _parse_typed(rest)
+    return parsed.with_type(
         ImageType.EXPERIMENTAL,
         tag=tag,
-        display_name=f"Experimental {inner.display_name}",
+        display_name="Experimental " * depth + parsed.display_name,
     )
 
 
@@ -359,9 +376,15 @@ def parse_tag(tag: str) -> ParsedTag:
 
 
 def parse_alias_tag(tag: str) -> ParsedTag:
-    """Parse a configured alias tag (``recommendedTag``, ``aliasTags``)."""
-    match = _UNKNOWN_CYCLE.fullmatch(tag) or _UNKNOWN.fullmatch(tag)
-    assert match is not None
+    """Parse a configured alias tag (``recommendedTag``, ``aliasTags``); never raises."""
+    try:
+        return _alias(tag, _UNKNOWN_CYCLE.fullmatch(tag) or _UNKNOWN.fullmatch(tag))
+    except ValueError:  # a cycle number too long for int(): no cycle then
+        return _alias(tag, _UNKNOWN.fullmatch(tag))
+
+
+def _alias(tag: str, match: re.Match[str] | None) -> ParsedTag:
+    assert match is not None  # the Unknown rule always matches
     base = match["base"]
     name = base.replace("_", " ").title()
     if match.groupdict().get("cycle") is not None:
