@@ -49,7 +49,10 @@ def tags() -> dict[str, str]:
 def nodes(tag_digests: dict[str, str]) -> dict[str, object]:
     def image(tag: str, size: int) -> dict[str, object]:
         return {
-            "names": [f"{REGISTRY}/{REPOSITORY}:{tag}", f"{REGISTRY}/{REPOSITORY}@{tag_digests[tag]}"],
+            "names": [
+                f"{REGISTRY}/{REPOSITORY}:{tag}",
+                f"{REGISTRY}/{REPOSITORY}@{tag_digests[tag]}",
+            ],
             "size_bytes": size,
         }
 
