@@ -24,18 +24,22 @@ EXIT_BAD_INPUT = 2
 
 
 class CommandError(click.ClickException):
-    """A one-line error with a chosen exit code."""
+    """A one-line error; ``exit_code`` says what kind."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 1
 
     def show(self, file: Any = None) -> None:
         click.echo(f"imageledger: error: {self.format_message()}", err=True)
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    raise CommandError(message, code)
+class BadInputError(CommandError):
+    """A bad file, option or reference given by the operator."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def _fail(message: str) -> NoReturn:
+    raise BadInputError(message)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
