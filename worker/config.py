@@ -29,6 +29,7 @@ __all__ = [
     "GoogleSource",
     "ImagesConfig",
     "LabConfig",
+    "PrepullConfig",
     "load_config",
     "parse_config",
 ]
@@ -45,6 +46,10 @@ class DockerSource:
     repository: str
     registry: str = "docker.io"
     type: Literal["docker"] = "docker"
+    insecure: bool = False
+    """Plain http (for a local or test registry); the reference always uses https."""
+    ca_bundle: str | None = None
+    """A CA bundle (PEM) to verify the registry's certificate with."""
 
     @property
     def location(self) -> Repository:
@@ -128,15 +133,34 @@ class LabConfig:
 
 
 @frozen
+class PrepullConfig:
+    """Our own ``prepull:`` section: attempts before parking, in-flight caps, back-off,
+    and how often the worker re-plans (timeouts, back-off) when no message arrives."""
+
+    max_attempts: int = field(default=5, validator=validators.ge(1))
+    in_flight_per_node: int = field(default=1, validator=validators.ge(1))
+    in_flight_total: int = field(default=100, validator=validators.ge(1))
+    backoff: timedelta = field(default=timedelta(minutes=1), validator=_positive)
+    max_backoff: timedelta = field(default=timedelta(hours=1), validator=_positive)
+    plan_interval: timedelta = field(default=timedelta(seconds=15), validator=_positive)
+
+
+@frozen
 class Config:
     """The whole configuration."""
 
     images: ImagesConfig
     dropdown_menu: DropdownPolicy = DropdownPolicy()
     lab: LabConfig = LabConfig()
+    prepull: PrepullConfig = PrepullConfig()
 
 
-_READ_KEYS = {"images": "images", "dropdownMenu": "dropdown_menu", "lab": "lab"}
+_READ_KEYS = {
+    "images": "images",
+    "dropdownMenu": "dropdown_menu",
+    "lab": "lab",
+    "prepull": "prepull",
+}
 _LAB_KEYS = ("nodeSelector", "tolerations")
 
 
@@ -170,9 +194,9 @@ def _register_hooks() -> None:
     """Teach the converter our YAML: camelCase keys, the source union, cutoff dates."""
     converter.use_camel_case(
         DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
-        LabConfig, Config,
+        LabConfig, PrepullConfig, Config,
     )  # fmt: skip
-    conv = converter.converter
+    conv = converter.config_converter
     conv.register_structure_hook(Source, _source(conv))
     conv.register_unstructure_hook(Source, lambda s: conv.unstructure(s, type(s)))
     conv.register_structure_hook(

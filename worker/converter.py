@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,6 +14,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter as make_json_converter
 
 from worker.domain.durations import parse_duration
+from worker.domain.errors import MessageRejected
 from worker.domain.images import Image, Repository, TagEntry
 from worker.domain.menu import (
     MenuImages,
@@ -22,7 +24,16 @@ from worker.domain.menu import (
     SpawnerImage,
     SpawnerImages,
 )
+from worker.domain.messages import (
+    INBOUND_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    OUTBOUND_MESSAGES,
+    InboundMessage,
+    InvalidFieldError,
+    OutboundMessage,
+)
 from worker.domain.nodes import KubeletImage, Node, Taint, cached_digests
+from worker.domain.references import DockerReference
 
 __all__ = ["ValidationError", "converter", "describe_error", "make_converter", "structure"]
 
@@ -76,8 +87,13 @@ def _structure_bool(value: Any, _: type) -> bool:
     return value
 
 
-def make_converter() -> cattrs.Converter:
-    """Build the strict converter: unknown keys rejected, aware datetimes required."""
+def make_converter(*, camel_case: bool = False) -> cattrs.Converter:
+    """Build a strict converter: unknown keys rejected, aware datetimes required.
+
+    ``camel_case`` gives the YAML converter, where the classes named by ``use_camel_case``
+    take camelCase keys; events and messages always use the snake_case converter, so their
+    stored shape never depends on what else was imported.
+    """
     conv = make_json_converter(forbid_extra_keys=True, prefer_attrib_converters=False)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
@@ -87,8 +103,11 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(bool, _structure_bool)
     _register_inputs(conv)
-    _register_camel_case(conv)
+    if camel_case:
+        _register_camel_case(conv)
+        return conv
     _register_events(conv)
+    _register_messages(conv)
     return conv
 
 
@@ -131,7 +150,62 @@ def _register_camel_case(conv: cattrs.Converter) -> None:
 
 
 def _register_events(conv: cattrs.Converter) -> None:
-    """Event and message classes. Owned by the event log work."""
+    """Events as a tagged union: ``{"type": name, "version": n, "data": {...}}``.
+
+    ``conv.unstructure(event, Event)`` gives the tagged form stored in ``ledger.events``
+    (``type``, ``version`` and ``data`` columns); ``conv.structure(tagged, Event)`` reads it
+    back, upgrading an older payload first (``worker.event_upgrades``). A plain
+    ``conv.unstructure(event)`` gives just the payload.
+    """
+    from worker.domain.events import EVENT_CLASSES, Event
+    from worker.event_upgrades import upgrade_payload
+
+    by_name = {cls.TYPE: cls for cls in EVENT_CLASSES}
+    envelope_keys = frozenset(("type", "version", "data"))
+
+    def structure_event(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an event object, got {type(value).__name__}")
+        if set(value) != envelope_keys:
+            raise ValueError(
+                f"an event has exactly the keys type, version, data; got {sorted(value)}"
+            )
+        name, version, data = value["type"], value["version"], value["data"]
+        cls = by_name.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise ValueError(f"unknown event type {name!r}")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(f"event version must be an integer, got {version!r}")
+        if not isinstance(data, dict):
+            raise TypeError(f"event data must be an object, got {type(data).__name__}")
+        return conv.structure(upgrade_payload(name, version, data, cls.VERSION), cls)
+
+    def unstructure_event(event: Any) -> dict[str, Any]:
+        cls = type(event)
+        return {"type": cls.TYPE, "version": cls.VERSION, "data": conv.unstructure(event, cls)}
+
+    conv.register_structure_hook_func(lambda t: t == Event, structure_event)
+    conv.register_unstructure_hook_func(lambda t: t == Event, unstructure_event)
+
+
+def _register_messages(conv: cattrs.Converter) -> None:
+    """Message bodies: references as strings, Kubernetes' ``sizeBytes`` in node images."""
+
+    def structure_reference(value: Any, _: type) -> DockerReference:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a reference string, got {type(value).__name__}")
+        return DockerReference.parse(value)
+
+    conv.register_structure_hook(DockerReference, structure_reference)
+    conv.register_unstructure_hook(DockerReference, str)
+    size = override(rename="sizeBytes")
+    conv.register_structure_hook(
+        KubeletImage,
+        make_dict_structure_fn(KubeletImage, conv, _cattrs_forbid_extra_keys=True, size_bytes=size),
+    )
+    conv.register_unstructure_hook(
+        KubeletImage, make_dict_unstructure_fn(KubeletImage, conv, size_bytes=size)
+    )
 
 
 def _format_exception(exc: BaseException, type_: Any) -> str:
@@ -248,12 +322,18 @@ def nodes_from_file(data: Any, what: str = "nodes") -> list[Node]:
 
 
 converter = make_converter()
+"""Events, messages, input files: snake_case keys."""
+config_converter = make_converter(camel_case=True)
+"""The configuration's YAML: camelCase keys, as the reference writes them."""
 
 
 def structure(data: Any, cls: type[T], what: str = "input", *, camel: bool = False) -> T:
-    """Structure ``data`` as ``cls``; raise ValidationError naming every bad path."""
+    """Structure ``data`` as ``cls``; raise ValidationError naming every bad path.
+
+    ``camel`` uses the configuration converter and names paths in camelCase.
+    """
     try:
-        return converter.structure(data, cls)
+        return (config_converter if camel else converter).structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         raise ValidationError(f"invalid {what}: {describe_error(exc, camel=camel)}") from exc
 
@@ -378,3 +458,86 @@ def tag_json(image: Image) -> dict[str, Any]:
         "alias_target": image.alias_target,
         "aliases": image.alias_names(),
     }
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
+    kinds |= {float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _message_error(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.ClassValidationError):
+        own = [e for e in exc.exceptions if isinstance(e, InvalidFieldError)]
+        if own:
+            return "; ".join(f"{e.problem} @ $.{e.field}" for e in own)
+    return describe_error(exc).replace(".size_bytes", ".sizeBytes")
+
+
+def _decode(cls: type[T], body: bytes, conv: cattrs.Converter) -> T:
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise MessageRejected(
+            f"body of {len(body)} bytes is over the limit of {MAX_MESSAGE_BYTES} bytes"
+        )
+    try:
+        data = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise MessageRejected(f"malformed JSON: {detail}") from exc
+    if not isinstance(data, dict):
+        raise MessageRejected(f"expected a JSON object, got {_json_kind(data)} @ $")
+    try:
+        return conv.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise MessageRejected(" ".join(_message_error(exc).splitlines())) from exc
+
+
+def decode_message(
+    routing_key: str, body: bytes, conv: cattrs.Converter | None = None
+) -> InboundMessage:
+    """Decode and validate an inbound message; raise MessageRejected naming the problem.
+
+    Rejected: unknown routing keys, bodies over 1 MiB, malformed JSON (including NaN and
+    duplicate keys), non-object bodies, unknown fields, wrong types, timestamps without a
+    zone, bad references and references without a digest where one is required.
+    """
+    cls = INBOUND_MESSAGES.get(routing_key)
+    if cls is None:
+        raise MessageRejected(f"unknown routing key {routing_key!r}")
+    message: InboundMessage = _decode(cls, body, conv or converter)
+    return message
+
+
+def decode_outbound_message(
+    routing_key: str, body: bytes, conv: cattrs.Converter | None = None
+) -> OutboundMessage:
+    """Decode a message the worker publishes (for its consumers and tests), as strictly."""
+    cls = OUTBOUND_MESSAGES.get(routing_key)
+    if cls is None:
+        raise MessageRejected(f"unknown routing key {routing_key!r}")
+    message: OutboundMessage = _decode(cls, body, conv or converter)
+    return message
+
+
+def encode_message(
+    message: InboundMessage | OutboundMessage, conv: cattrs.Converter | None = None
+) -> bytes:
+    """The JSON body of a message (UTF-8, compact, field order as declared)."""
+    data = (conv or converter).unstructure(message)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

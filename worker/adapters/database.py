@@ -1,0 +1,109 @@
+"""PostgreSQL connection setup and the translation of driver errors into ours."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "DatabaseMissingError",
+    "DatabaseUnavailableError",
+    "LedgerError",
+    "database_url",
+    "make_engine",
+    "safe_url",
+    "translate_errors",
+]
+
+DATABASE_URL_ENV = "IMAGELEDGER_DATABASE_URL"
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/imageledger"
+
+
+class LedgerError(Exception):
+    """The event log or its database failed; the message is one readable line."""
+
+
+class DatabaseUnavailableError(LedgerError):
+    """The database server cannot be reached or refused the connection."""
+
+
+class DatabaseMissingError(DatabaseUnavailableError):
+    """The server is up but the database does not exist."""
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL given, else ``IMAGELEDGER_DATABASE_URL``, else the local default."""
+    return url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "<invalid database URL>"
+
+
+def make_engine(url: str, **options: Any) -> AsyncEngine:
+    """An AsyncEngine on asyncpg; ``postgresql://`` URLs get the asyncpg driver."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise LedgerError(f"invalid database URL {safe_url(url)!r}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise LedgerError(
+            f"unsupported database URL {safe_url(url)!r} (expected postgresql+asyncpg://...)"
+        )
+    options.setdefault("pool_pre_ping", True)
+    return create_async_engine(parsed, **options)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+@asynccontextmanager
+async def translate_errors(what: str) -> AsyncIterator[None]:
+    """Turn driver and connection errors raised inside into LedgerError subclasses."""
+    try:
+        yield
+    except LedgerError:
+        raise
+    except (OSError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"cannot {what}: database unreachable: {exc}") from exc
+    except (sa_exc.DBAPIError, asyncpg.PostgresError) as exc:
+        state = _sqlstate(exc)
+        if state == "3D000":
+            raise DatabaseMissingError(f"cannot {what}: {_first_line(exc)}") from exc
+        if state is not None and state[:2] in ("08", "28", "57"):
+            raise DatabaseUnavailableError(f"cannot {what}: {_first_line(exc)}") from exc
+        if state in ("42P01", "3F000"):
+            hint = "the schema is missing: run `imageledger migrate` first"
+            raise LedgerError(f"cannot {what}: {_first_line(exc)} ({hint})") from exc
+        raise LedgerError(f"cannot {what}: {_first_line(exc)}") from exc
+    except (sa_exc.SQLAlchemyError, asyncpg.InterfaceError) as exc:
+        raise LedgerError(f"cannot {what}: {_first_line(exc)}") from exc

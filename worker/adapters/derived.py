@@ -1,0 +1,186 @@
+"""Rows the domain derives from the projections: images, prepull targets and the menu.
+
+The domain (``worker.domain.images``, ``menu``) computes these from tags, policy and nodes;
+this module maps its values to rows and replaces a repository's rows in a ledger
+transaction. The menu's radio entries other than the recommended image carry
+``requires_prepulled``: ``dashboard.menu`` shows them only while every eligible node holds
+their digest (from ``ledger.image_presence``), so the menu follows prepulls without being
+recomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from attrs import astuple, fields, frozen
+
+from worker.adapters.database import translate_errors
+from worker.adapters.eventlog import LedgerTransaction
+from worker.domain.images import ImageCollection, Repository
+from worker.domain.menu import View
+from worker.domain.policy import DropdownPolicy, filter_dropdown
+
+__all__ = [
+    "ImageRow",
+    "MenuRow",
+    "TargetRow",
+    "image_rows",
+    "menu_rows",
+    "replace_images",
+    "replace_menu",
+    "replace_prepull_targets",
+    "target_rows",
+]
+
+
+@frozen
+class ImageRow:
+    """One tag of a repository after alias resolution (``ledger.images``)."""
+
+    tag: str
+    digest: str | None
+    image_type: str
+    type_rank: int
+    position: int
+    display_name: str
+    alias_target: str | None
+    aliases: tuple[str, ...]
+    is_primary: bool
+    architecture: str | None
+    size_bytes: int | None
+
+
+@frozen
+class TargetRow:
+    """One image of the prepull set (``ledger.prepull_targets``); ``pull`` marks the one
+    image per digest that prepull pods pull."""
+
+    tag: str
+    digest: str | None
+    position: int
+    reference: str
+    display_name: str
+    image_type: str
+    size_bytes: int | None
+    pull: bool
+
+
+@frozen
+class MenuRow:
+    """One menu entry (``ledger.menu_entries``); ``section`` is ``radio`` or ``dropdown``."""
+
+    section: str
+    position: int
+    tag: str
+    digest: str | None
+    reference: str
+    display_name: str
+    requires_prepulled: bool
+
+
+def image_rows(collection: ImageCollection) -> list[ImageRow]:
+    """Every image of a collection, in display order."""
+    rows = []
+    for position, image in enumerate(collection.images):
+        primary = image.digest is not None and collection.image_for_digest(image.digest) is image
+        rows.append(
+            ImageRow(
+                tag=image.tag,
+                digest=image.digest,
+                image_type=image.image_type.value,
+                type_rank=image.image_type.rank,
+                position=position,
+                display_name=image.display_name,
+                alias_target=image.alias_target,
+                aliases=tuple(image.alias_names()),
+                is_primary=primary,
+                architecture=image.parsed.architecture,
+                size_bytes=image.size,
+            )
+        )
+    return rows
+
+
+def target_rows(view: View) -> list[TargetRow]:
+    """The prepull set as status lists it, with the images to pull marked."""
+    pulled = {i.tag for i in view.prepull_set.digests().values()}
+    return [
+        TargetRow(
+            tag=image.tag,
+            digest=image.digest,
+            position=position,
+            reference=view.repository.reference(image.tag),
+            display_name=image.display_name,
+            image_type=image.image_type.value,
+            size_bytes=image.size,
+            pull=image.tag in pulled and not image.parsed.is_arch_specific,
+        )
+        for position, image in enumerate(view.status_images())
+    ]
+
+
+def menu_rows(view: View, dropdown: DropdownPolicy, now: datetime) -> list[MenuRow]:
+    """The radio candidates (recommended first, unconditionally) and the dropdown."""
+    radio = []
+    recommended = view.prepull_set.image_for_tag(view.policy.recommended_tag)
+    if recommended is not None and not recommended.parsed.is_arch_specific:
+        radio.append((recommended, False))
+    for image in view.prepull_set.listing(hide_aliased=True):
+        if image is not recommended:
+            radio.append((image, True))
+    rows = [
+        MenuRow("radio", n, i.tag, i.digest, view.menu_entry(i).reference, i.display_name, needs)
+        for n, (i, needs) in enumerate(radio)
+    ]
+    allowed = filter_dropdown(view.collection.listing(), dropdown, now)
+    rows.extend(
+        MenuRow("dropdown", n, i.tag, i.digest, view.menu_entry(i).reference, i.display_name, False)
+        for n, i in enumerate(allowed)
+    )
+    return rows
+
+
+async def _replace(
+    tx: LedgerTransaction, table: str, repository: Repository, rows: Sequence[Any]
+) -> None:
+    db = tx.driver
+    async with translate_errors(f"replace {table}"):
+        await db.execute(
+            f"DELETE FROM {table} WHERE registry = $1 AND repository = $2",
+            repository.registry,
+            repository.repository,
+        )
+        if not rows:
+            return
+        names = ["registry", "repository", *(f.name for f in fields(type(rows[0])))]
+        schema, _, name = table.partition(".")
+        records = [_record(repository, row) for row in rows]
+        await db.copy_records_to_table(name, schema_name=schema, columns=names, records=records)
+
+
+def _record(repository: Repository, row: Any) -> tuple[Any, ...]:
+    values = (repository.registry, repository.repository, *astuple(row, recurse=False))
+    return tuple(list(v) if isinstance(v, tuple) else v for v in values)
+
+
+async def replace_images(
+    tx: LedgerTransaction, repository: Repository, rows: Sequence[ImageRow]
+) -> None:
+    """Replace the repository's rows of ``ledger.images``."""
+    await _replace(tx, "ledger.images", repository, rows)
+
+
+async def replace_prepull_targets(
+    tx: LedgerTransaction, repository: Repository, rows: Sequence[TargetRow]
+) -> None:
+    """Replace the repository's rows of ``ledger.prepull_targets``."""
+    await _replace(tx, "ledger.prepull_targets", repository, rows)
+
+
+async def replace_menu(
+    tx: LedgerTransaction, repository: Repository, rows: Sequence[MenuRow]
+) -> None:
+    """Replace the repository's rows of ``ledger.menu_entries``."""
+    await _replace(tx, "ledger.menu_entries", repository, rows)

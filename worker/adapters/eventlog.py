@@ -1,0 +1,282 @@
+"""The event log: append events and fold the projections in one transaction; read by position.
+
+Every append transaction first takes one transaction-scoped advisory lock, so appends are
+serialized: ``position`` is dense (max + 1, no sequence gaps) and position order equals
+commit order, so a reader tailing by position never skips an event. An event whose
+``idempotency_key`` is already stored adds nothing and is not an error. The projection rows
+the new events touch are folded in the same transaction (``worker.domain.ledger``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import cattrs
+import structlog
+from attrs import frozen
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker.adapters.database import translate_errors
+from worker.adapters.projections import fetch_rows as _fetch
+from worker.adapters.projections import fold_batch
+from worker.adapters.rows import CODECS
+from worker.converter import converter as default_converter
+from worker.domain.events import Event, stream_of
+from worker.domain.inventory import Presence
+from worker.domain.projection import NodeRow, TagRow
+
+__all__ = [
+    "LOCK_KEY",
+    "AppendResult",
+    "EventLog",
+    "LedgerTransaction",
+    "NewEvent",
+    "Prepared",
+    "RecordedEvent",
+    "content_key",
+    "prepare_rows",
+]
+
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"imageledger.events").digest()[:8], "big", signed=True)
+"""The advisory lock that serializes appends (and rebuilds)."""
+
+log = structlog.get_logger(__name__)
+
+_INSERT = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::jsonb[],
+                         $5::timestamptz[], $6::text[], $7::text[])
+        WITH ORDINALITY AS i(stream, type, version, data, occurred_at, idempotency_key,
+                             causation, ord)
+),
+fresh AS (
+    SELECT i.* FROM input i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM ledger.events e WHERE e.idempotency_key = i.idempotency_key
+    )
+),
+head AS (SELECT coalesce(max(position), 0) AS position FROM ledger.events)
+INSERT INTO ledger.events
+    (position, stream, type, version, data, occurred_at, idempotency_key, causation)
+SELECT head.position + row_number() OVER (ORDER BY fresh.ord), fresh.stream, fresh.type,
+       fresh.version, fresh.data, fresh.occurred_at, fresh.idempotency_key, fresh.causation
+FROM fresh CROSS JOIN head
+ORDER BY fresh.ord
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING position, idempotency_key
+"""
+
+
+@frozen
+class NewEvent:
+    """An event to append, with its idempotency key (default: a hash of its content)
+    and its causation (the id of the message that caused it)."""
+
+    event: Event
+    idempotency_key: str | None = None
+    causation: str | None = None
+
+
+@frozen
+class RecordedEvent:
+    """An event as stored in the log."""
+
+    position: int
+    stream: str
+    event: Event
+    idempotency_key: str
+    causation: str | None
+    recorded_at: datetime
+
+
+@frozen
+class AppendResult:
+    """What an append stored: positions of the new events, and how many were already there."""
+
+    positions: tuple[int, ...]
+    duplicates: int
+
+    @property
+    def appended(self) -> int:
+        """How many events were new."""
+        return len(self.positions)
+
+
+def content_key(type_name: str, version: int, data_json: str) -> str:
+    """The default idempotency key: a hash of the event's type, version and payload JSON."""
+    digest = hashlib.sha256(f"{type_name}\x00{version}\x00{data_json}".encode()).hexdigest()
+    return "sha256:" + digest
+
+
+def prepare_rows(
+    items: Sequence[NewEvent | Event], conv: cattrs.Converter
+) -> tuple[list[Event], list[tuple[Any, ...]]]:
+    """Events and their ``ledger.events`` rows (without position), without repeated keys
+    (the first occurrence wins): (stream, type, version, data, occurred_at, key, causation)."""
+    events: list[Event] = []
+    rows: list[tuple[Any, ...]] = []
+    seen: set[str] = set()
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    for item in items:
+        if isinstance(item, NewEvent):
+            event, key, causation = item.event, item.idempotency_key, item.causation
+        else:
+            event, key, causation = item, None, None
+        cls = type(event)
+        data = dumps(conv.unstructure(event, cls))
+        key = key or content_key(cls.TYPE, cls.VERSION, data)
+        if key in seen:
+            continue
+        seen.add(key)
+        events.append(event)
+        rows.append(
+            (stream_of(event), cls.TYPE, cls.VERSION, data, event.occurred_at, key, causation)
+        )
+    return events, rows
+
+
+class Prepared:
+    """Events serialized into ``ledger.events`` rows, ready to append."""
+
+    def __init__(self, items: Sequence[NewEvent | Event], conv: cattrs.Converter) -> None:
+        self.items = items
+        self.events, self.rows = prepare_rows(items, conv)
+
+
+class LedgerTransaction:
+    """One serialized write transaction: append events, read what a decision needs.
+
+    Obtained from ``EventLog.transaction()``; the advisory lock is already held, so what
+    it reads cannot change before it commits.
+    """
+
+    def __init__(self, db: Any, conv: cattrs.Converter) -> None:
+        self._db = db
+        self._conv = conv
+
+    @property
+    def driver(self) -> Any:
+        """The asyncpg connection (for this package's adapters only)."""
+        return self._db
+
+    async def append(self, items: Sequence[NewEvent | Event]) -> AppendResult:
+        """Append events in order and fold the new ones into the projections."""
+        return await self.append_prepared(Prepared(items, self._conv))
+
+    async def append_prepared(self, prepared: Prepared) -> AppendResult:
+        """Append events serialized beforehand (outside the lock, by ``Prepared``)."""
+        items, events, rows = prepared.items, prepared.events, prepared.rows
+        if not rows:
+            return AppendResult((), len(items))
+        async with translate_errors("append to the event log"):
+            stored = await self._db.fetch(_INSERT, *(list(c) for c in zip(*rows, strict=True)))
+            position_of = {r["idempotency_key"]: r["position"] for r in stored}
+            fresh = [e for e, row in zip(events, rows, strict=True) if row[5] in position_of]
+            if fresh:
+                first, last = min(position_of.values()), max(position_of.values())
+                await fold_batch(self._db, fresh, first - 1, last)
+        positions = tuple(sorted(position_of.values()))
+        return AppendResult(positions, len(items) - len(positions))
+
+    async def node(self, name: str) -> NodeRow | None:
+        """The projection row of a node, if it was ever seen."""
+        async with translate_errors("read a node"):
+            rows = await _fetch(self._db, CODECS[NodeRow], "WHERE x.node = $1", name)
+        return rows[0] if rows else None
+
+    async def node_presence(self, node: str) -> dict[str, Presence]:
+        """What is known of each digest on a node (for ``decide_inventory``)."""
+        sql = (
+            "SELECT digest, present, observed_at, source FROM ledger.node_images"
+            " WHERE node = $1 AND present IS NOT NULL"
+        )
+        async with translate_errors("read a node's images"):
+            records = await self._db.fetch(sql, node)
+        return {r[0]: Presence(r[1], r[2], r[3]) for r in records}
+
+    async def tags(self, registry: str, repository: str) -> list[TagRow]:
+        """Every tag row of a repository, removed ones included (``removed_at`` set)."""
+        async with translate_errors("read tags"):
+            return await _fetch(
+                self._db,
+                CODECS[TagRow],
+                "WHERE x.registry = $1 AND x.repository = $2 ORDER BY x.tag",
+                registry,
+                repository,
+            )
+
+    async def mark_processed(self, consumer: str, message_ids: Sequence[str]) -> set[str]:
+        """Record messages as handled by ``consumer``; returns those not handled before."""
+        sql = (
+            "INSERT INTO ledger.processed_messages (consumer, message_id)"
+            " SELECT $1, m FROM unnest($2::text[]) AS m ON CONFLICT DO NOTHING"
+            " RETURNING message_id"
+        )
+        async with translate_errors("record processed messages"):
+            rows = await self._db.fetch(sql, consumer, list(message_ids))
+        return {r[0] for r in rows}
+
+
+class EventLog:
+    """The append-only log of ``ledger.events`` and its inline projections."""
+
+    def __init__(self, engine: AsyncEngine, conv: cattrs.Converter | None = None) -> None:
+        self._engine = engine
+        self._conv = conv or default_converter
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[LedgerTransaction]:
+        """A write transaction holding the append lock; commits when the block ends."""
+        async with translate_errors("open a ledger transaction"), self._engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            raw = await conn.get_raw_connection()
+            yield LedgerTransaction(raw.driver_connection, self._conv)
+
+    async def append(self, items: Sequence[NewEvent | Event]) -> AppendResult:
+        """Append events (with their projections) in one transaction of their own.
+
+        The events are serialized before the append lock is taken, so concurrent appenders
+        only queue for the database work.
+        """
+        prepared = Prepared(items, self._conv)
+        async with self.transaction() as tx:
+            return await tx.append_prepared(prepared)
+
+    async def read(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Events with a position greater than ``after``, in position order."""
+        sql = text(
+            "SELECT position, stream, type, version, data, idempotency_key, causation, "
+            "recorded_at FROM ledger.events WHERE position > :after "
+            "ORDER BY position LIMIT :limit"
+        )
+        async with translate_errors("read the event log"), self._engine.connect() as conn:
+            result = await conn.execute(sql, {"after": after, "limit": limit})
+            return [self._recorded(r._mapping) for r in result]
+
+    def _recorded(self, row: Any) -> RecordedEvent:
+        data = row["data"]
+        tagged = {
+            "type": row["type"],
+            "version": row["version"],
+            "data": json.loads(data) if isinstance(data, str) else data,
+        }
+        return RecordedEvent(
+            position=row["position"],
+            stream=row["stream"],
+            event=self._conv.structure(tagged, Event),  # type: ignore[arg-type]
+            idempotency_key=row["idempotency_key"],
+            causation=row["causation"],
+            recorded_at=row["recorded_at"],
+        )
+
+    async def head(self) -> int:
+        """The position of the last event (0 for an empty log)."""
+        sql = text("SELECT coalesce(max(position), 0) FROM ledger.events")
+        async with translate_errors("read the event log"), self._engine.connect() as conn:
+            return int((await conn.execute(sql)).scalar_one())

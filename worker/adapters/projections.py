@@ -1,0 +1,244 @@
+"""Projection rows in PostgreSQL: fold a batch of new events into the ``ledger`` tables.
+
+Repository events (tags, refreshes, policies: few) are folded by the domain's own rules
+(``worker.domain.ledger.changes``) over a ``WorkingSet`` of the rows they touch, loaded and
+written back here. Node and prepull events (most of the log) are folded set-based inside
+PostgreSQL by ``worker.adapters.nodefold``, which implements the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from worker.adapters.nodefold import fold_node_events
+from worker.adapters.rows import CODECS, TableCodec
+from worker.domain.events import (
+    Event,
+    NodeGone,
+    NodeInventoryObserved,
+    NodeSeen,
+    PolicyConfigured,
+    PrepullFailed,
+    PrepullParked,
+    PrepullRequested,
+    PrepullSucceeded,
+    PrepullUnparked,
+    RefreshCompleted,
+    RefreshFailed,
+    RefreshStarted,
+    TagDiscovered,
+    TagMoved,
+    TagRemoved,
+    TagResolved,
+)
+from worker.domain.ledger import changes
+from worker.domain.projection import (
+    IntervalKey,
+    LedgerState,
+    NodeImageKey,
+    NodeImageRow,
+    NodeRow,
+    PolicyRow,
+    PresenceRow,
+    RefreshRow,
+    RepoKey,
+    Row,
+    TagInterval,
+    TagKey,
+    TagRow,
+)
+
+__all__ = ["Needs", "WorkingSet", "fetch_rows", "fold_batch", "load_state", "needs_of"]
+
+_TAG_EVENTS = (TagDiscovered, TagResolved, TagMoved, TagRemoved)
+_NODE_EVENTS = (
+    NodeSeen,
+    NodeGone,
+    NodeInventoryObserved,
+    PrepullRequested,
+    PrepullSucceeded,
+    PrepullFailed,
+    PrepullParked,
+    PrepullUnparked,
+)
+
+
+class Needs:
+    """The keys a batch of repository events reads: what to load before folding."""
+
+    def __init__(self) -> None:
+        self.tags: set[TagKey] = set()
+        self.refreshes: set[str] = set()
+        self.policies: set[RepoKey] = set()
+
+
+def needs_of(events: Iterable[Event]) -> Needs:
+    """Collect what folding the repository events among ``events`` will read."""
+    needs = Needs()
+    for e in events:
+        if isinstance(e, _TAG_EVENTS):
+            needs.tags.add((e.registry, e.repository, e.tag))
+        elif isinstance(e, RefreshStarted | RefreshCompleted | RefreshFailed):
+            needs.refreshes.add(e.refresh_id)
+        elif isinstance(e, PolicyConfigured):
+            needs.policies.add((e.registry, e.repository))
+    return needs
+
+
+def is_node_event(event: Event) -> bool:
+    """Whether an event is folded by the node fold (``worker.adapters.nodefold``)."""
+    return isinstance(event, _NODE_EVENTS)
+
+
+class WorkingSet:
+    """Rows loaded for a batch plus the batch's changes; a ``StateView`` for the fold.
+
+    A key absent here is absent from the database: the loader fetched every key the batch
+    reads (``needs_of``), and every row of the nodes whose eligibility may change.
+    """
+
+    def __init__(self, *, complete: bool = False) -> None:
+        self.complete = complete
+        """True when the database holds no row that is not here (a rebuild from empty)."""
+        self.rows: dict[type[Any], dict[Any, Any]] = {cls: {} for cls in CODECS}
+        self.by_node: dict[str, set[str]] = {}
+        self.dirty: dict[type[Any], set[Any]] = {cls: set() for cls in CODECS}
+        self.stored: dict[type[Any], set[Any]] = {cls: set() for cls in CODECS}
+
+    def add(self, row: Row, *, dirty: bool = False) -> None:
+        """Keep a row: loaded from the database, or changed by the fold when ``dirty``."""
+        cls = type(row)
+        self.rows[cls][row.key] = row
+        (self.dirty if dirty else self.stored)[cls].add(row.key)
+        if isinstance(row, NodeImageRow):
+            self.by_node.setdefault(row.node, set()).add(row.digest)
+
+    def size(self) -> int:
+        """How many rows are held."""
+        return sum(len(rows) for rows in self.rows.values())
+
+    def fold(self, events: Iterable[Event]) -> None:
+        """Fold events into the rows, marking what changed."""
+        for event in events:
+            for row in changes(self, event):
+                self.add(row, dirty=True)
+
+    def tag(self, key: TagKey) -> TagRow | None:
+        return self.rows[TagRow].get(key)
+
+    def interval(self, key: IntervalKey) -> TagInterval | None:
+        return self.rows[TagInterval].get(key)
+
+    def node(self, name: str) -> NodeRow | None:
+        return self.rows[NodeRow].get(name)
+
+    def node_image(self, key: NodeImageKey) -> NodeImageRow | None:
+        return self.rows[NodeImageRow].get(key)
+
+    def node_images_of(self, node: str) -> list[NodeImageRow]:
+        table = self.rows[NodeImageRow]
+        return [table[(node, d)] for d in sorted(self.by_node.get(node, ()))]
+
+    def presence(self, digest: str) -> PresenceRow | None:
+        return self.rows[PresenceRow].get(digest)
+
+    def refresh(self, refresh_id: str) -> RefreshRow | None:
+        return self.rows[RefreshRow].get(refresh_id)
+
+    def policy(self, key: RepoKey) -> PolicyRow | None:
+        return self.rows[PolicyRow].get(key)
+
+
+async def fetch_rows(db: Any, codec: TableCodec, where: str, *args: Any) -> list[Any]:
+    """Rows of a codec's table (alias ``x``) matching ``where``."""
+    records = await db.fetch(f"SELECT {codec.select} FROM {codec.table} x {where}", *args)
+    return [codec.decode(r) for r in records]
+
+
+async def load(db: Any, ws: WorkingSet, needs: Needs) -> None:
+    """Load into ``ws`` every row ``needs`` names that is not loaded yet."""
+    if ws.complete:
+        return
+    if needs.tags:
+        await _load_tags(db, ws, needs.tags)
+    if needs.refreshes:
+        ids = [k for k in needs.refreshes if k not in ws.rows[RefreshRow]]
+        for row in await fetch_rows(db, CODECS[RefreshRow], "WHERE x.refresh_id = ANY($1)", ids):
+            ws.add(row)
+    if needs.policies:
+        keys = [k for k in needs.policies if k not in ws.rows[PolicyRow]]
+        join = (
+            "JOIN unnest($1::text[], $2::text[]) AS k(r, p)"
+            " ON k.r = x.registry AND k.p = x.repository"
+        )
+        columns = [[k[0] for k in keys], [k[1] for k in keys]]
+        for row in await fetch_rows(db, CODECS[PolicyRow], join, *columns):
+            ws.add(row)
+
+
+async def _load_tags(db: Any, ws: WorkingSet, keys: set[TagKey]) -> None:
+    wanted = [k for k in keys if k not in ws.rows[TagRow]]
+    if not wanted:
+        return
+    columns = [list(c) for c in zip(*wanted, strict=True)]
+    join = "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(r, p, t)"
+    match = "k.r = x.registry AND k.p = x.repository AND k.t = x.tag"
+    tags = CODECS[TagRow]
+    for row in await fetch_rows(db, tags, f"{join} ON {match}", *columns):
+        ws.add(row)
+    history = CODECS[TagInterval]
+    current = f"{join} ON {match} JOIN {tags.table} g"
+    same = "g.registry = x.registry AND g.repository = x.repository AND g.tag = x.tag"
+    for row in await fetch_rows(
+        db, history, f"{current} ON {same} AND x.seq = g.history_seq", *columns
+    ):
+        ws.add(row)
+
+
+COPY_THRESHOLD = 32
+"""New rows from this many on are written with COPY (faster than INSERT for a batch)."""
+
+
+async def write(db: Any, ws: WorkingSet) -> int:
+    """Write every changed row: COPY rows the table lacks, upsert the others."""
+    written = 0
+    for cls, keys in ws.dirty.items():
+        if not keys:
+            continue
+        codec, table, stored = CODECS[cls], ws.rows[cls], ws.stored[cls]
+        new = [table[k] for k in keys if k not in stored]
+        if codec.bulk and len(new) >= COPY_THRESHOLD:
+            await codec.copy(db, new)
+            old = [table[k] for k in keys if k in stored]
+        else:
+            old = [table[k] for k in keys]
+        if old:
+            await codec.upsert(db, old)
+        written += len(keys)
+        stored.update(keys)
+        keys.clear()
+    return written
+
+
+async def fold_batch(db: Any, events: Sequence[Event], after: int, upto: int) -> int:
+    """Fold ``events`` (the log's positions ``after + 1 .. upto``) into the projections."""
+    repository_events = [e for e in events if not is_node_event(e)]
+    written = 0
+    if repository_events:
+        ws = WorkingSet()
+        await load(db, ws, needs_of(repository_events))
+        ws.fold(repository_events)
+        written += await write(db, ws)
+    if len(repository_events) < len(events):
+        written += await fold_node_events(db, after, upto)
+    return written
+
+
+async def load_state(db: Any) -> LedgerState:
+    """Every projection row as a ``LedgerState`` (for checks and small databases)."""
+    state = LedgerState()
+    for codec in CODECS.values():
+        for row in await fetch_rows(db, codec, ""):
+            state._put(row)
+    return state
