@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from attrs import define, field, frozen
 
+from worker.domain.events import RequestCount
+
 from .registry_wire import RATE_LIMIT_HEADERS
 
 __all__ = [
@@ -64,15 +66,6 @@ class RetryBudget:
             return False
         self.used += 1
         return True
-
-
-@frozen
-class RequestCount:
-    """How many requests with this method ended with this status (None: no response)."""
-
-    method: str
-    status: int | None
-    count: int
 
 
 @frozen

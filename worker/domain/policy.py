@@ -113,6 +113,12 @@ class DropdownPolicy:
     release_candidate: ImageFilter = ImageFilter()
     experimental: ImageFilter = ImageFilter()
 
+    @property
+    def time_dependent(self) -> bool:
+        """Whether the dropdown changes with time alone (an ``age`` filter)."""
+        rules = (self.release, self.weekly, self.daily, self.release_candidate, self.experimental)
+        return any(rule.age is not None for rule in rules)
+
     def for_type(self, image_type: ImageType) -> ImageFilter | None:
         """The filter for a type, or None for types that are never filtered."""
         return {

@@ -1,0 +1,113 @@
+"""The refresh's view of the event log: current tags, the refresh lock, one-transaction writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker.adapters.database import translate_errors
+from worker.adapters.derived import (
+    image_rows,
+    menu_rows,
+    replace_images,
+    replace_menu,
+    replace_prepull_targets,
+    target_rows,
+)
+from worker.adapters.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.domain.events import Event, RefreshCompleted, RefreshFailed
+from worker.domain.images import Repository
+from worker.domain.menu import View
+from worker.domain.policy import DropdownPolicy
+
+__all__ = ["LedgerRefreshStore", "refresh_lock_key"]
+
+_KNOWN = text(
+    "SELECT tag, digest FROM ledger.tags "
+    "WHERE registry = :registry AND repository = :repository AND removed_at IS NULL"
+)
+
+
+def refresh_lock_key(repository: Repository) -> str:
+    """The advisory-lock name that serializes refreshes of one repository."""
+    return f"imageledger.refresh:{repository}"
+
+
+def _event_key(prefix: str, event: Event) -> str:
+    """Deterministic per refresh: a redelivered request cannot append its facts twice."""
+    if isinstance(event, RefreshCompleted | RefreshFailed):
+        return f"{prefix}:{event.TYPE}"
+    tag = getattr(event, "tag", "")
+    return f"{prefix}:{event.TYPE}:{tag}"
+
+
+async def _has_rows(tx: LedgerTransaction, repository: Repository) -> bool:
+    row = await tx.driver.fetchval(
+        "SELECT 1 FROM ledger.images WHERE registry = $1 AND repository = $2 LIMIT 1",
+        repository.registry,
+        repository.repository,
+    )
+    return row is not None
+
+
+class LedgerRefreshStore:
+    """Implements the refresh service's ``RefreshLedger`` port on PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, log: EventLog, dropdown: DropdownPolicy) -> None:
+        self._engine = engine
+        self._log = log
+        self._dropdown = dropdown
+
+    @asynccontextmanager
+    async def exclusive(self, repository: Repository) -> AsyncIterator[None]:
+        """A session advisory lock on its own connection, held for the whole refresh."""
+        key = {"key": refresh_lock_key(repository)}
+        async with translate_errors("take the refresh lock"), self._engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), key)
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key
+                )
+                await conn.commit()
+
+    async def known_tags(self, repository: Repository) -> dict[str, str | None]:
+        """Current tags and their last known digests."""
+        params = {"registry": repository.registry, "repository": repository.repository}
+        async with translate_errors("read current tags"), self._engine.connect() as conn:
+            rows = await conn.execute(_KNOWN, params)
+            return {row.tag: row.digest for row in rows}
+
+    async def record(
+        self,
+        events: Sequence[Event],
+        *,
+        key_prefix: str,
+        causation: str,
+        view: View | None = None,
+        now: datetime | None = None,
+        changed: bool = True,
+    ) -> int:
+        """Append the refresh's events and replace the derived rows, in one transaction.
+
+        Unchanged derived rows are left alone unless the repository has none yet.
+        """
+        items = [NewEvent(e, _event_key(key_prefix, e), causation) for e in events]
+        async with self._log.transaction() as tx:
+            result = await tx.append(items)
+            if (
+                view is not None
+                and now is not None
+                and (changed or not await _has_rows(tx, view.repository))
+            ):
+                repository = view.repository
+                await replace_images(tx, repository, image_rows(view.collection))
+                await replace_prepull_targets(tx, repository, target_rows(view))
+                await replace_menu(tx, repository, menu_rows(view, self._dropdown, now))
+        return result.appended

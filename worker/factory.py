@@ -1,0 +1,142 @@
+"""The composition root: builds the engine, HTTP session and clients once, and wires them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from attrs import frozen
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker.adapters.broker import Broker, BrokerSettings
+from worker.adapters.database import database_url, make_engine
+from worker.adapters.eventlog import EventLog
+from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.outbox import OutboxRelay
+from worker.adapters.prepull_store import LedgerStatus, WorkStore
+from worker.adapters.refresh_store import LedgerRefreshStore
+from worker.adapters.registry import (
+    DockerCredentialStore,
+    RegistryClient,
+    RegistryCredentials,
+)
+from worker.adapters.registry_source import RegistryTagSource
+from worker.config import Config, ConfigError, DockerSource, load_config
+from worker.services.refresh import RefreshReport, refresh
+
+__all__ = [
+    "CONFIG_ENV",
+    "Application",
+    "Runtime",
+    "application",
+    "config_path",
+    "runtime",
+    "utcnow",
+]
+
+CONFIG_ENV = "IMAGELEDGER_CONFIG"
+USERNAME_ENV = "IMAGELEDGER_REGISTRY_USERNAME"
+PASSWORD_ENV = "IMAGELEDGER_REGISTRY_PASSWORD"
+
+
+def utcnow() -> datetime:
+    """The clock of the process (services receive it as a value)."""
+    return datetime.now(tz=UTC)
+
+
+def config_path(given: Path | None) -> Path:
+    """The configuration file: the option, else ``IMAGELEDGER_CONFIG``."""
+    if given is not None:
+        return given
+    env = os.environ.get(CONFIG_ENV)
+    if not env:
+        raise ConfigError(f"no configuration file: pass --config or set {CONFIG_ENV}")
+    return Path(env)
+
+
+def _credentials(config: Config) -> RegistryCredentials | None:
+    user, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if user and password:
+        return RegistryCredentials(user, password)
+    path = config.images.docker_credentials_path
+    if path:
+        return DockerCredentialStore.from_file(Path(path)).lookup(config.images.repository.registry)
+    return None
+
+
+@frozen
+class Application:
+    """Everything one process needs, built once."""
+
+    config: Config
+    engine: AsyncEngine
+    session: aiohttp.ClientSession
+    registry: RegistryClient
+    log: EventLog
+
+    async def refresh_now(self, *, causation: str | None = None) -> RefreshReport:
+        """Run one refresh in this process."""
+        source = RegistryTagSource(self.registry, self.config.images.repository)
+        store = LedgerRefreshStore(self.engine, self.log, self.config.dropdown_menu)
+        refresh_id = causation or f"refresh-{uuid.uuid4()}"
+        return await refresh(
+            source, store, self.config, refresh_id=refresh_id, clock=utcnow, causation=causation
+        )
+
+
+@asynccontextmanager
+async def application(config: Config, url: str | None = None) -> AsyncIterator[Application]:
+    """Build the application graph and close everything it opened."""
+    source = config.images.source
+    insecure = isinstance(source, DockerSource) and source.insecure
+    ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
+    engine = make_engine(database_url(url))
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = RegistryClient(
+                session,
+                config.images.repository.registry,
+                insecure=insecure,
+                credentials=_credentials(config),
+                ca_bundle=ca_bundle,
+            )
+            yield Application(config, engine, session, client, EventLog(engine))
+    finally:
+        await engine.dispose()
+
+
+@frozen
+class Runtime:
+    """A worker process: the application plus the broker, stores, relay and metrics."""
+
+    app: Application
+    broker: Broker
+    store: WorkStore
+    status: LedgerStatus
+    relay: OutboxRelay
+    metrics: WorkerMetrics
+
+
+@asynccontextmanager
+async def runtime(
+    config: Config, settings: BrokerSettings, url: str | None = None
+) -> AsyncIterator[Runtime]:
+    """Build a worker's graph (nothing connects yet); close the broker at the end."""
+    metrics = WorkerMetrics()
+    broker = Broker(settings, metrics)
+    async with application(config, url) as app:
+        relay = OutboxRelay(app.engine, broker)
+        try:
+            yield Runtime(app, broker, WorkStore(app.log), LedgerStatus(app.engine), relay, metrics)
+        finally:
+            await broker.close()
+
+
+def load(path: Path | None) -> Config:
+    """Load the configuration named by the option or the environment."""
+    return load_config(config_path(path))

@@ -1,0 +1,195 @@
+"""The refresh use case: list tags, fetch digests, append what changed in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from attrs import frozen
+
+from worker.config import Config
+from worker.domain.errors import SourceUnavailableError
+from worker.domain.events import Event, RefreshCompleted, RefreshFailed
+from worker.domain.images import Repository, TagEntry
+from worker.domain.menu import View
+from worker.domain.refresh import (
+    HeadFound,
+    HeadMissing,
+    HeadResult,
+    RefreshCost,
+    decide_refresh,
+    tags_to_head,
+)
+from worker.services.evaluate import evaluate
+
+__all__ = ["RefreshLedger", "RefreshReport", "TagSource", "refresh"]
+
+log = structlog.get_logger("imageledger.refresh")
+
+
+class TagSource(Protocol):
+    """A registry repository seen as a source of tags and digests (one per refresh)."""
+
+    @property
+    def repository(self) -> Repository:
+        """Which repository this source lists."""
+
+    async def list_tags(self) -> list[str]:
+        """Every tag; raises SourceUnavailableError when the listing fails."""
+
+    async def resolve(self, tags: Sequence[str]) -> Mapping[str, HeadResult]:
+        """The digest of each tag (or why not), fetched concurrently."""
+
+    def cost(self) -> RefreshCost:
+        """Requests made so far by this source."""
+
+
+class RefreshLedger(Protocol):
+    """What the refresh needs of the event log."""
+
+    def exclusive(self, repository: Repository) -> AbstractAsyncContextManager[None]:
+        """Hold the refresh lock of a repository (across processes) for the block."""
+
+    async def known_tags(self, repository: Repository) -> dict[str, str | None]:
+        """Current tags of the repository and their last known digests."""
+
+    async def record(
+        self,
+        events: Sequence[Event],
+        *,
+        key_prefix: str,
+        causation: str,
+        view: View | None = None,
+        now: datetime | None = None,
+        changed: bool = True,
+    ) -> int:
+        """Append events and replace the derived rows (images, targets, menu) at once.
+
+        Keys derived from ``key_prefix`` make a redelivered request add nothing twice.
+        With ``changed`` false the derived rows are written only if there are none yet.
+        """
+
+
+@frozen
+class RefreshReport:
+    """What one refresh did, for the CLI and logs."""
+
+    repository: Repository
+    summary: RefreshCompleted | RefreshFailed
+    appended: int
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the listing worked (some digests may still be flagged)."""
+        return isinstance(self.summary, RefreshCompleted)
+
+
+def current_view(
+    config: Config,
+    known: Mapping[str, str | None],
+    listed: Sequence[str],
+    heads: Mapping[str, HeadResult],
+) -> View:
+    """The collection and prepull set after this refresh (nodes come from the views)."""
+    entries = []
+    for tag in dict.fromkeys(listed):
+        result = heads.get(tag)
+        if isinstance(result, HeadMissing):
+            continue
+        digest = result.digest if isinstance(result, HeadFound) else known.get(tag)
+        entries.append(TagEntry(tag, digest))
+    return evaluate(config, entries, ()).view
+
+
+async def refresh(
+    source: TagSource,
+    ledger: RefreshLedger,
+    config: Config,
+    *,
+    refresh_id: str,
+    clock: Callable[[], datetime],
+    causation: str | None = None,
+) -> RefreshReport:
+    """Run one refresh of ``source`` and record it.
+
+    Refreshes of one repository never overlap, even across processes. A listing failure
+    records ``RefreshFailed`` and keeps the last known state; everything else one refresh
+    learned is committed in one transaction.
+    """
+    images = config.images
+    repository = source.repository
+    bound = log.bind(
+        registry=repository.registry, repository=repository.repository, refresh_id=refresh_id
+    )
+    async with ledger.exclusive(repository):
+        started = clock()
+        known = await ledger.known_tags(repository)
+        try:
+            listed = await source.list_tags()
+        except SourceUnavailableError as exc:
+            failed = _failed(repository, refresh_id, started, clock(), str(exc), source.cost())
+            appended = await ledger.record(
+                [failed], key_prefix=refresh_id, causation=causation or refresh_id
+            )
+            bound.warning("refresh failed: cannot list tags", reason=str(exc))
+            return RefreshReport(repository, failed, appended)
+        wanted = tags_to_head(known, listed, images.policy(), images.resolve_budget)
+        heads = await source.resolve(wanted)
+        outcome = decide_refresh(
+            repository,
+            known,
+            listed,
+            heads,
+            refresh_id=refresh_id,
+            started_at=started,
+            finished_at=clock(),
+            cost=source.cost(),
+        )
+        finished = outcome.events[-1].occurred_at
+        view = current_view(config, known, listed, heads)
+        appended = await ledger.record(
+            outcome.events,
+            key_prefix=refresh_id,
+            causation=causation or refresh_id,
+            view=view,
+            now=finished,
+            changed=outcome.changed or config.dropdown_menu.time_dependent,
+        )
+    summary = outcome.events[-1]
+    assert isinstance(summary, RefreshCompleted)
+    bound.info(
+        "refresh completed",
+        tags=summary.tags_total,
+        discovered=summary.discovered,
+        resolved=summary.resolved,
+        moved=summary.moved,
+        removed=summary.removed,
+        flagged=len(summary.flagged_tags),
+        heads=len(wanted),
+        duration_s=round(summary.duration_seconds, 3),
+    )
+    return RefreshReport(repository, summary, appended)
+
+
+def _failed(
+    repository: Repository,
+    refresh_id: str,
+    started: datetime,
+    finished: datetime,
+    reason: str,
+    cost: RefreshCost,
+) -> RefreshFailed:
+    return RefreshFailed(
+        registry=repository.registry,
+        repository=repository.repository,
+        refresh_id=refresh_id,
+        started_at=started,
+        reason=reason,
+        requests=cost.requests,
+        retries=cost.retries,
+        duration_seconds=(finished - started).total_seconds(),
+        occurred_at=finished,
+    )
