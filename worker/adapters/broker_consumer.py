@@ -1,0 +1,370 @@
+"""The batch consumer: decode, hand a batch to the handler, then ack, delay or dead-letter.
+
+Every message gets exactly one fate, and the original is acknowledged only once that fate
+is secured: handled (the handler returned, so its transaction committed), copied to the
+delay queue for a later attempt, or copied to the dead-letter queue with its reason — each
+copy confirmed by the broker first. A crash before the ack hands the messages back to the
+broker, which redelivers them; nothing is ever requeued hot after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from worker.adapters.broker_topology import (
+    ATTEMPT_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
+    BrokerMetrics,
+    BrokerSettings,
+    InboundQueue,
+    Topology,
+    declare_queue,
+)
+from worker.converter import decode_message
+from worker.domain.errors import MessageRejected, StorageUnavailableError
+from worker.domain.messages import Delivery
+
+__all__ = ["BatchConsumer", "BatchHandler", "body_message_id"]
+
+BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
+"""Handles a batch in one transaction; returns once it committed, raises to retry."""
+
+MAX_REASON_LENGTH = 1000
+_LOST = (
+    aio_pika.exceptions.ChannelInvalidStateError,
+    aio_pika.exceptions.ChannelClosed,
+    aio_pika.exceptions.AMQPConnectionError,
+    ConnectionError,
+)
+_REFUSED = (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError)
+
+log = structlog.get_logger(__name__)
+
+
+def body_message_id(body: bytes) -> str:
+    """The id of a message published without one: a hash of its body."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _attempt(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return 1
+    return value
+
+
+def _copied_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """The headers a retry or dead-letter copy keeps (the broker's delivery count is the
+    original's, not the copy's)."""
+    return {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
+
+
+def _is_live(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except aio_pika.exceptions.ChannelInvalidStateError:
+        return False
+
+
+class BatchConsumer:
+    """Consumes one work queue in batches of up to ``batch_size`` messages or
+    ``batch_timeout``, on a channel of its own with bounded prefetch."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        queue: InboundQueue,
+        handler: BatchHandler,
+        settings: BrokerSettings,
+        metrics: BrokerMetrics,
+        transient: tuple[type[BaseException], ...] = (StorageUnavailableError,),
+    ) -> None:
+        self._topology = topology
+        self._queue = queue
+        self._handler = handler
+        self._settings = settings
+        self._metrics = metrics
+        self._transient = transient
+        self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._channel: AbstractChannel | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pause = 0.0
+
+    @property
+    def queue(self) -> str:
+        """The work queue's name."""
+        return self._queue.name
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        """Open the channel, start consuming and start the batch loop."""
+        self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await self._channel.set_qos(prefetch_count=self._settings.prefetch)
+        queue = await declare_queue(self._channel, self._topology.spec(self._queue.name))
+        await queue.consume(self._buffer.put)
+        self._task = asyncio.create_task(self._run(), name=f"consume {self._queue.name}")
+        log.info("consuming", queue=self._queue.name, prefetch=self._settings.prefetch)
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (handle, ack), then close the channel; messages that
+        were buffered but not yet handled go back to the broker unacknowledged."""
+        self._stopping.set()
+        self._buffer.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        log.info("stopped consuming", queue=self._queue.name)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            batch = await self._collect()
+            if batch:
+                await self._process(batch)
+
+    async def _collect(self) -> list[AbstractIncomingMessage]:
+        first = await self._buffer.get()
+        if first is None:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._settings.batch_timeout.total_seconds()
+        while len(batch) < self._settings.batch_size:
+            remaining = deadline - time.monotonic()
+            if self._buffer.empty() and remaining <= 0:
+                break
+            try:
+                message = self._buffer.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    message = await asyncio.wait_for(self._buffer.get(), remaining)
+                except TimeoutError:
+                    break
+            if message is None:
+                break
+            batch.append(message)
+        return batch
+
+    async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
+        live = [m for m in batch if _is_live(m)]
+        if len(live) < len(batch):
+            log.info(
+                "dropped deliveries of a lost channel; the broker redelivers them",
+                queue=self._queue.name,
+                count=len(batch) - len(live),
+            )
+        if not live:
+            return
+        try:
+            transient = await self._settle(live)
+            await live[-1].ack(multiple=True)
+        except _LOST as exc:
+            log.warning(
+                "broker connection lost mid-batch; the broker redelivers it",
+                queue=self._queue.name,
+                count=len(live),
+                error=str(exc),
+            )
+            return
+        except _REFUSED as exc:
+            log.error(
+                "broker refused a retry or dead-letter copy; batch returned",
+                queue=self._queue.name,
+                count=len(live),
+                error=str(exc),
+            )
+            await self._return(live[-1])
+            transient = True
+        except Exception:
+            log.exception("batch failed unexpectedly; batch returned", queue=self._queue.name)
+            await self._return(live[-1])
+            transient = True
+        if transient:
+            await self._back_off()
+        else:
+            self._pause = 0.0
+
+    async def _settle(self, live: Sequence[AbstractIncomingMessage]) -> bool:
+        """Give every message its fate (all but the ack); True if the handler failed
+        transiently."""
+        accepted: list[tuple[AbstractIncomingMessage, Delivery]] = []
+        for message in live:
+            try:
+                accepted.append((message, self._decode(message)))
+            except MessageRejected as exc:
+                await self._dead_letter(message, exc.reason)
+        if not accepted:
+            return False
+        self._metrics.consumed(self._queue.name, len(accepted))
+        transient = False
+        try:
+            failures = await self._handle(accepted)
+        except self._transient as exc:
+            log.warning(
+                "handler failed transiently; batch delayed",
+                queue=self._queue.name,
+                count=len(accepted),
+                error=str(exc),
+            )
+            failures = [(m, d, exc) for m, d in accepted]
+            transient = True
+        for message, delivery, error in failures:
+            await self._retry(message, delivery, error)
+        return transient
+
+    def _decode(self, message: AbstractIncomingMessage) -> Delivery:
+        headers = message.headers or {}
+        routing_key = _text(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or ""
+        if routing_key not in self._queue.routing_keys:
+            raise MessageRejected(
+                f"unknown routing key {routing_key!r} for queue {self._queue.name!r}"
+            )
+        return Delivery(
+            message=decode_message(routing_key, message.body),
+            message_id=message.message_id or body_message_id(message.body),
+            routing_key=routing_key,
+            attempt=_attempt(headers.get(ATTEMPT_HEADER)),
+        )
+
+    async def _handle(
+        self, items: list[tuple[AbstractIncomingMessage, Delivery]]
+    ) -> list[tuple[AbstractIncomingMessage, Delivery, BaseException]]:
+        """Run the handler; on a non-transient failure, halve the batch to isolate the
+        messages that fail on their own. Returns those messages with their errors."""
+        started = time.monotonic()
+        try:
+            await self._handler([d for _, d in items])
+        except self._transient:
+            raise
+        except Exception as exc:
+            if len(items) == 1:
+                message, delivery = items[0]
+                log.exception(
+                    "handler failed",
+                    queue=self._queue.name,
+                    message_id=delivery.message_id,
+                    routing_key=delivery.routing_key,
+                    attempt=delivery.attempt,
+                )
+                return [(message, delivery, exc)]
+            middle = len(items) // 2
+            return await self._handle(items[:middle]) + await self._handle(items[middle:])
+        self._metrics.batch_handled(self._queue.name, len(items), time.monotonic() - started)
+        return []
+
+    async def _retry(
+        self, message: AbstractIncomingMessage, delivery: Delivery, error: BaseException
+    ) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if delivery.attempt >= self._settings.max_attempts:
+            await self._dead_letter(
+                message, f"gave up after {delivery.attempt} attempts: {reason}", delivery
+            )
+            return
+        delay = min(
+            self._settings.retry_delay * 2 ** (delivery.attempt - 1),
+            self._settings.max_retry_delay,
+        )
+        headers = {
+            **_copied_headers(message),
+            ATTEMPT_HEADER: delivery.attempt + 1,
+            ROUTING_KEY_HEADER: delivery.routing_key,
+            REASON_HEADER: reason[:MAX_REASON_LENGTH],
+        }
+        await self._copy(message, headers, delivery.message_id, "", self._queue.delay_queue, delay)
+        self._metrics.retried(self._queue.name, 1)
+        log.info(
+            "message delayed for another attempt",
+            queue=self._queue.name,
+            message_id=delivery.message_id,
+            routing_key=delivery.routing_key,
+            attempt=delivery.attempt + 1,
+            delay=delay.total_seconds(),
+            reason=reason,
+        )
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, delivery: Delivery | None = None
+    ) -> None:
+        headers = message.headers or {}
+        routing_key = (
+            delivery.routing_key
+            if delivery
+            else _text(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or ""
+        )
+        message_id = delivery.message_id if delivery else message.message_id
+        message_id = message_id or body_message_id(message.body)
+        dead_headers = {
+            **_copied_headers(message),
+            REASON_HEADER: reason[:MAX_REASON_LENGTH],
+            ROUTING_KEY_HEADER: routing_key,
+            QUEUE_HEADER: self._queue.name,
+        }
+        await self._copy(
+            message, dead_headers, message_id, self._topology.dead_exchange, routing_key, None
+        )
+        self._metrics.dead_lettered(self._queue.name, 1)
+        log.warning(
+            "message dead-lettered",
+            queue=self._queue.name,
+            message_id=message_id,
+            routing_key=routing_key,
+            reason=reason,
+        )
+
+    async def _copy(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        message_id: str,
+        exchange: str,
+        routing_key: str,
+        expiration: Any,
+    ) -> None:
+        """Publish a persistent copy and wait for the broker's confirmation."""
+        assert self._channel is not None
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type or "application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            expiration=expiration,
+        )
+        target = (
+            await self._channel.get_exchange(exchange, ensure=False)
+            if exchange
+            else self._channel.default_exchange
+        )
+        await target.publish(copy, routing_key, mandatory=True)
+
+    async def _return(self, last: AbstractIncomingMessage) -> None:
+        """Hand a batch whose fate could not be secured back to the broker (counted
+        against the queue's delivery limit); the caller backs off before the next batch."""
+        try:
+            await last.nack(multiple=True, requeue=True)
+        except _LOST:
+            return
+
+    async def _back_off(self) -> None:
+        base = self._settings.retry_delay.total_seconds()
+        ceiling = self._settings.max_retry_delay.total_seconds()
+        self._pause = min(max(self._pause * 2, base), ceiling)
+        try:
+            await asyncio.wait_for(self._stopping.wait(), self._pause)
+        except TimeoutError:
+            return

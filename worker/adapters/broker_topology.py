@@ -1,0 +1,249 @@
+"""RabbitMQ topology as data, the broker settings, and how both are declared idempotently."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel
+from attrs import field, frozen
+
+from worker.domain.errors import ImageLedgerError
+from worker.domain.messages import NodeInventory, PodCompleted, RefreshRequested
+
+__all__ = [
+    "AMQP_URL_ENV",
+    "ATTEMPT_HEADER",
+    "DEFAULT_AMQP_URL",
+    "QUEUE_HEADER",
+    "REASON_HEADER",
+    "ROUTING_KEY_HEADER",
+    "BrokerError",
+    "BrokerMetrics",
+    "BrokerSettings",
+    "BrokerUnavailableError",
+    "ExchangeSpec",
+    "InboundQueue",
+    "NoMetrics",
+    "QueueSpec",
+    "Topology",
+    "amqp_url",
+    "build_topology",
+    "declare_topology",
+]
+
+AMQP_URL_ENV = "IMAGELEDGER_AMQP_URL"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+ATTEMPT_HEADER = "x-imageledger-attempt"
+"""The handler attempt a delivery is (1 on first arrival, +1 per trip through a delay queue)."""
+REASON_HEADER = "x-imageledger-reason"
+"""Why a message was dead-lettered (or, on a delayed copy, why its last attempt failed)."""
+ROUTING_KEY_HEADER = "x-imageledger-routing-key"
+"""The routing key the message was first published with (kept through delay and dead queues)."""
+QUEUE_HEADER = "x-imageledger-queue"
+"""The work queue a dead-lettered message came from."""
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerError(ImageLedgerError):
+    """RabbitMQ refused an operation (topology mismatch, unroutable publish...)."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """RabbitMQ cannot be reached; the operation can be retried later."""
+
+
+def amqp_url(url: str | None = None) -> str:
+    """The URL given, else ``IMAGELEDGER_AMQP_URL``, else the local default."""
+    return url or os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
+
+
+@frozen
+class BrokerSettings:
+    """Connection, topology names, batching and retry knobs (defaults for production)."""
+
+    url: str = DEFAULT_AMQP_URL
+    prefix: str = "imageledger"
+    """Exchange ``<prefix>``; queues ``<prefix>.refresh`` and so on (unique per test)."""
+    prefetch: int = 200
+    batch_size: int = 100
+    batch_timeout: timedelta = timedelta(milliseconds=50)
+    """How long a batch waits for more messages after its first one."""
+    max_attempts: int = 5
+    """Handler attempts per message before it is dead-lettered."""
+    retry_delay: timedelta = timedelta(seconds=2)
+    """Delay before the second attempt; doubles per attempt up to ``max_retry_delay``."""
+    max_retry_delay: timedelta = timedelta(minutes=5)
+    delivery_limit: int = 20
+    """Broker-side cap on redeliveries (consumer crashes); then the broker dead-letters."""
+    reconnect_delay: timedelta = timedelta(seconds=1)
+    max_reconnect_delay: timedelta = timedelta(seconds=30)
+    connect_attempts: int = 10
+    """Attempts of the first connection (back-off doubling); later losses reconnect forever."""
+
+
+@frozen
+class ExchangeSpec:
+    """A durable exchange."""
+
+    name: str
+    type: str
+
+
+@frozen
+class QueueSpec:
+    """A durable queue, its arguments and its bindings ``(exchange, routing key)``."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(factory=dict)
+    bindings: tuple[tuple[str, str], ...] = ()
+
+
+@frozen
+class InboundQueue:
+    """A work queue the worker consumes, the routing keys bound to it and its delay queue."""
+
+    name: str
+    delay_queue: str
+    routing_keys: tuple[str, ...]
+    single_active_consumer: bool = False
+
+
+@frozen
+class Topology:
+    """Everything the worker declares at start."""
+
+    exchange: str
+    dead_exchange: str
+    dead_queue: str
+    inbound: tuple[InboundQueue, ...]
+    exchanges: tuple[ExchangeSpec, ...]
+    queues: tuple[QueueSpec, ...]
+
+    def queue_for(self, routing_key: str) -> InboundQueue:
+        """The work queue a routing key is bound to."""
+        for queue in self.inbound:
+            if routing_key in queue.routing_keys:
+                return queue
+        raise BrokerError(f"no work queue is bound to routing key {routing_key!r}")
+
+    def spec(self, name: str) -> QueueSpec:
+        """The declaration of one queue."""
+        for queue in self.queues:
+            if queue.name == name:
+                return queue
+        raise BrokerError(f"queue {name!r} is not part of the topology")
+
+
+_QUORUM = {
+    "x-queue-type": "quorum",
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+
+
+def build_topology(prefix: str = "imageledger", delivery_limit: int = 20) -> Topology:
+    """The topology for one name prefix.
+
+    Work queues are quorum queues whose own dead-letter exchange is the dead exchange (used
+    by the broker when ``x-delivery-limit`` is exceeded); each has a delay queue that
+    dead-letters expired messages back to it through the default exchange. Dead-lettering
+    is at-least-once, so a message moving between queues is never lost.
+    """
+    dead = f"{prefix}.dead"
+    inbound = tuple(
+        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", (key,), single)
+        for suffix, key, single in (
+            ("refresh", RefreshRequested.ROUTING_KEY, True),
+            ("pod_completed", PodCompleted.ROUTING_KEY, False),
+            ("node_inventory", NodeInventory.ROUTING_KEY, False),
+        )
+    )
+    queues: list[QueueSpec] = []
+    for queue in inbound:
+        work = {**_QUORUM, "x-dead-letter-exchange": dead, "x-delivery-limit": delivery_limit}
+        if queue.single_active_consumer:
+            work["x-single-active-consumer"] = True
+        bindings = tuple((prefix, key) for key in queue.routing_keys)
+        queues.append(QueueSpec(queue.name, work, bindings))
+        delay = {**_QUORUM, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue.name}
+        queues.append(QueueSpec(queue.delay_queue, delay))
+    queues.append(QueueSpec(dead, {"x-queue-type": "quorum"}, ((dead, ""),)))
+    return Topology(
+        exchange=prefix,
+        dead_exchange=dead,
+        dead_queue=dead,
+        inbound=inbound,
+        exchanges=(ExchangeSpec(prefix, "topic"), ExchangeSpec(dead, "fanout")),
+        queues=tuple(queues),
+    )
+
+
+async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> aio_pika.abc.AbstractQueue:
+    """Declare one queue (idempotent); a queue of the same name but other arguments is an
+    error naming it."""
+    try:
+        return await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
+    except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+        raise BrokerError(f"queue {spec.name!r} exists with other arguments: {exc}") from exc
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare exchanges, queues and bindings; declaring twice changes nothing."""
+    exchanges = {}
+    for spec in topology.exchanges:
+        try:
+            exchanges[spec.name] = await channel.declare_exchange(
+                spec.name, spec.type, durable=True
+            )
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            raise BrokerError(f"exchange {spec.name!r} exists with another type: {exc}") from exc
+    for queue_spec in topology.queues:
+        queue = await declare_queue(channel, queue_spec)
+        for exchange, routing_key in queue_spec.bindings:
+            await queue.bind(exchanges[exchange], routing_key)
+    log.info("broker topology declared", exchange=topology.exchange, queues=len(topology.queues))
+
+
+class BrokerMetrics(Protocol):
+    """Hooks for counters and histograms (the factory wires Prometheus to them)."""
+
+    def consumed(self, queue: str, count: int) -> None:
+        """``count`` messages were decoded and handed to the handler."""
+
+    def dead_lettered(self, queue: str, count: int) -> None:
+        """``count`` messages went to the dead-letter queue."""
+
+    def retried(self, queue: str, count: int) -> None:
+        """``count`` messages went to the delay queue for a later attempt."""
+
+    def batch_handled(self, queue: str, size: int, seconds: float) -> None:
+        """The handler returned for a batch of ``size`` messages after ``seconds``."""
+
+    def published(self, routing_key: str, count: int) -> None:
+        """``count`` messages were published and confirmed."""
+
+
+class NoMetrics:
+    """Metrics hooks that record nothing."""
+
+    def consumed(self, queue: str, count: int) -> None:
+        """Record nothing."""
+
+    def dead_lettered(self, queue: str, count: int) -> None:
+        """Record nothing."""
+
+    def retried(self, queue: str, count: int) -> None:
+        """Record nothing."""
+
+    def batch_handled(self, queue: str, size: int, seconds: float) -> None:
+        """Record nothing."""
+
+    def published(self, routing_key: str, count: int) -> None:
+        """Record nothing."""

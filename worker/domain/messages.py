@@ -1,0 +1,191 @@
+"""RabbitMQ message bodies: what arrives (inbound) and what the worker announces (outbound)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, TypeAlias
+
+from attrs import Attribute, field, frozen
+
+from worker.domain.nodes import KubeletImage, Taint
+from worker.domain.references import DockerReference
+
+__all__ = [
+    "INBOUND_MESSAGES",
+    "MAX_MESSAGE_BYTES",
+    "OUTBOUND_MESSAGES",
+    "Delivery",
+    "ImagesChangedMessage",
+    "InboundMessage",
+    "InvalidFieldError",
+    "NodeInventory",
+    "OutboundMessage",
+    "Outgoing",
+    "PodCompleted",
+    "PrepullCompleteMessage",
+    "PrepullRequestedMessage",
+    "RefreshRequested",
+]
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Bodies larger than this (1 MiB) are rejected before they are parsed."""
+
+
+class InvalidFieldError(ValueError):
+    """A message field whose value breaks a rule of the message; names the field."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+def _non_empty(_: Any, attribute: Attribute[str], value: str) -> None:
+    if not value:
+        raise InvalidFieldError(attribute.name, "must not be empty")
+
+
+def _pinned(_: Any, attribute: Attribute[DockerReference], value: DockerReference) -> None:
+    if not value.digest:
+        raise InvalidFieldError(attribute.name, f'reference "{value}" has no digest')
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+@frozen
+class RefreshRequested:
+    """``refresh.request``: list the registry now (from cron, an operator or a worker)."""
+
+    ROUTING_KEY: ClassVar[str] = "refresh.request"
+
+    reason: str | None = None
+    requested_at: datetime | None = None
+
+
+@frozen
+class PodCompleted:
+    """``prepull.pod_completed``: a prepull pod finished on a node, successfully or not.
+
+    ``image`` is the reference that was pulled, with its digest; a failure needs a ``reason``.
+    """
+
+    ROUTING_KEY: ClassVar[str] = "prepull.pod_completed"
+
+    node: str = field(validator=_non_empty)
+    image: DockerReference = field(validator=_pinned)
+    pod: str = field(validator=_non_empty)
+    succeeded: bool
+    finished_at: datetime
+    reason: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.succeeded and not self.reason:
+            raise InvalidFieldError("reason", "required when succeeded is false")
+
+
+@frozen
+class NodeInventory:
+    """``node.inventory``: a node's labels, taints and ``node.status.images`` as Kubernetes
+    reports them (each image: ``names`` and ``sizeBytes``)."""
+
+    ROUTING_KEY: ClassVar[str] = "node.inventory"
+
+    node: str = field(validator=_non_empty)
+    observed_at: datetime
+    labels: Mapping[str, str] = field(factory=dict)
+    taints: tuple[Taint, ...] = ()
+    images: tuple[KubeletImage, ...] = ()
+    unschedulable: bool = False
+
+
+InboundMessage: TypeAlias = RefreshRequested | PodCompleted | NodeInventory
+
+INBOUND_MESSAGES: Mapping[str, type[InboundMessage]] = {
+    cls.ROUTING_KEY: cls for cls in (RefreshRequested, PodCompleted, NodeInventory)
+}
+"""Routing key -> message class, for everything the worker consumes."""
+
+
+@frozen
+class Delivery:
+    """A decoded inbound message as the handler sees it.
+
+    ``message_id`` is the AMQP ``message_id`` property, or ``sha256:<hex of the body>`` when a
+    publisher left it out, so a redelivery always has the same id. ``attempt`` counts handler
+    attempts through the retry (delay) queue, starting at 1.
+    """
+
+    message: InboundMessage
+    message_id: str
+    routing_key: str
+    attempt: int = 1
+
+
+# --------------------------------------------------------------------------- outbound
+
+
+@frozen
+class PrepullRequestedMessage:
+    """``prepull.requested``: pull ``image`` (pinned by digest) on ``node`` before ``deadline``."""
+
+    ROUTING_KEY: ClassVar[str] = "prepull.requested"
+
+    image: DockerReference = field(validator=_pinned)
+    tag: str
+    digest: str
+    node: str
+    attempt: int
+    deadline: datetime
+
+
+@frozen
+class PrepullCompleteMessage:
+    """``prepull.complete``: ``image`` is now cached on every eligible node."""
+
+    ROUTING_KEY: ClassVar[str] = "prepull.complete"
+
+    image: DockerReference = field(validator=_pinned)
+    tag: str
+    digest: str
+    nodes: tuple[str, ...]
+    completed_at: datetime
+
+
+@frozen
+class ImagesChangedMessage:
+    """``images.changed``: the spawner menu or the set of prepull targets changed."""
+
+    ROUTING_KEY: ClassVar[str] = "images.changed"
+
+    repository: str
+    menu_changed: bool
+    prepull_set_changed: bool
+    tags: int
+    menu_images: int
+    prepull_images: int
+    changed_at: datetime
+
+
+OutboundMessage: TypeAlias = PrepullRequestedMessage | PrepullCompleteMessage | ImagesChangedMessage
+
+OUTBOUND_MESSAGES: Mapping[str, type[OutboundMessage]] = {
+    cls.ROUTING_KEY: cls
+    for cls in (PrepullRequestedMessage, PrepullCompleteMessage, ImagesChangedMessage)
+}
+"""Routing key -> message class, for everything the worker publishes."""
+
+
+@frozen
+class Outgoing:
+    """An outbound message with the id it is published under.
+
+    Give a deterministic ``message_id`` (derived from the event that caused it) so that the
+    same decision always yields the same id; without one, the outbox derives it from the
+    routing key and body.
+    """
+
+    message: OutboundMessage
+    message_id: str | None = None
+    headers: Mapping[str, str] = field(factory=dict)
