@@ -1,0 +1,152 @@
+"""Deciding what a ``node.inventory`` message adds to the log: NodeSeen and inventory changes.
+
+Nodes outside the node selector are recorded, ineligible, with the reason, so that the
+status views can show why they get no prepulls (DOMAIN.md difference 5). An observation
+older than what is known of the node changes nothing of its labels (difference 11); its
+image list is still compared digest by digest, and a truncated list never proves absence
+(difference 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from attrs import evolve, field, frozen
+
+from worker.domain.events import CachedImage, NodeInventoryObserved, NodeSeen
+from worker.domain.inventory import Presence, apply_presence, decide_inventory
+from worker.domain.messages import NodeInventory
+from worker.domain.nodes import (
+    DEFAULT_NODE_STATUS_MAX_IMAGES,
+    Eligibility,
+    Taint,
+    Toleration,
+    cached_digests,
+    eligibility,
+    matches_selector,
+)
+from worker.domain.prepull import Fact
+
+__all__ = ["KnownNode", "NodeDecision", "NodeRules", "decide_node", "node_eligibility"]
+
+OUTSIDE_SELECTOR = "Node does not match the node selector"
+
+
+@frozen
+class NodeRules:
+    """What decides eligibility, and the kubelet's list cap."""
+
+    node_selector: Mapping[str, str] = field(factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    max_images: int = DEFAULT_NODE_STATUS_MAX_IMAGES
+
+
+@frozen
+class KnownNode:
+    """What the projections know of a node: its last seen labels and what it holds."""
+
+    name: str
+    labels: Mapping[str, str] = field(factory=dict)
+    taints: tuple[Taint, ...] = ()
+    eligible: bool = False
+    comment: str | None = None
+    seen_at: datetime | None = None
+    gone: bool = False
+    presence: Mapping[str, Presence] = field(factory=dict)
+
+
+@frozen
+class NodeDecision:
+    """The facts one message adds and the node as known afterwards."""
+
+    facts: tuple[Fact, ...]
+    node: KnownNode
+
+
+def node_eligibility(
+    labels: Mapping[str, str], taints: Sequence[Taint], rules: NodeRules
+) -> Eligibility:
+    """Outside the selector: ineligible with that reason; else the taint rule (3.4)."""
+    if not matches_selector(labels, rules.node_selector):
+        return Eligibility(False, OUTSIDE_SELECTOR)
+    return eligibility(taints, rules.tolerations)
+
+
+def _seen(
+    known: KnownNode, message: NodeInventory, rules: NodeRules
+) -> tuple[NodeSeen | None, KnownNode]:
+    if known.seen_at is not None and message.observed_at < known.seen_at:
+        return None, known
+    status = node_eligibility(message.labels, message.taints, rules)
+    labels = dict(message.labels)
+    same = (
+        known.seen_at is not None
+        and not known.gone
+        and dict(known.labels) == labels
+        and known.taints == message.taints
+        and known.eligible == status.eligible
+        and known.comment == status.comment
+    )
+    updated = evolve(
+        known,
+        labels=labels,
+        taints=message.taints,
+        eligible=status.eligible,
+        comment=status.comment,
+        seen_at=message.observed_at,
+        gone=False,
+    )
+    if same:
+        return None, updated
+    event = NodeSeen(
+        node=message.node,
+        labels=labels,
+        taints=message.taints,
+        eligible=status.eligible,
+        comment=status.comment,
+        occurred_at=message.observed_at,
+    )
+    return event, updated
+
+
+def _inventory(
+    known: KnownNode, message: NodeInventory, rules: NodeRules
+) -> tuple[NodeInventoryObserved | None, KnownNode]:
+    sizes = cached_digests(message.images)
+    entries = len(message.images)
+    at = message.observed_at
+    change = decide_inventory(known.presence, sizes, entries, at, rules.max_images)
+    if change.empty:
+        return None, known
+    presence = dict(known.presence)
+    for digest in sorted(change.appeared):
+        presence = apply_presence(presence, digest, Presence(True, at))
+    for digest in sorted(change.disappeared):
+        presence = apply_presence(presence, digest, Presence(False, at))
+    event = NodeInventoryObserved(
+        node=message.node,
+        appeared=tuple(CachedImage(d, sizes.get(d)) for d in sorted(change.appeared)),
+        disappeared=tuple(sorted(change.disappeared)),
+        truncated=change.truncated,
+        image_count=entries,
+        occurred_at=at,
+    )
+    return event, evolve(known, presence=presence)
+
+
+def decide_node(
+    known: KnownNode | None, message: NodeInventory, message_id: str, rules: NodeRules
+) -> NodeDecision:
+    """The facts a ``node.inventory`` message adds: ``NodeSeen`` when labels, taints or
+    eligibility changed, ``NodeInventoryObserved`` with the changes only. Keys derive from
+    the message id, so a redelivery adds nothing."""
+    node = known or KnownNode(message.node)
+    seen, node = _seen(node, message, rules)
+    observed, node = _inventory(node, message, rules)
+    facts = []
+    if seen is not None:
+        facts.append(Fact(seen, f"{message_id}:{NodeSeen.TYPE}", message_id))
+    if observed is not None:
+        facts.append(Fact(observed, f"{message_id}:{NodeInventoryObserved.TYPE}", message_id))
+    return NodeDecision(tuple(facts), node)

@@ -1,0 +1,299 @@
+"""Prepull planning: which (image, node) pairs to request, time out, park or announce as done.
+
+Pure rules over a snapshot of the projections taken inside the ledger transaction: the
+prepull targets in display order (recommended first, then type order, newest first), the
+eligible nodes, and what is known of each (node, digest) pair. Keys and message ids are
+derived from the pair and its request count, so planning twice from the same state yields
+the same facts and the same messages (DOMAIN.md differences 4 and 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from attrs import evolve, field, frozen
+
+from worker.domain.events import Event, PrepullFailed, PrepullParked, PrepullRequested
+from worker.domain.references import DockerReference
+
+__all__ = [
+    "Fact",
+    "PairState",
+    "Plan",
+    "PlanInput",
+    "PlannedRequest",
+    "PrepullSettings",
+    "PrepullTarget",
+    "backoff_delay",
+    "complete_message_id",
+    "plan_prepulls",
+    "request_message_id",
+]
+
+Pair = tuple[str, str]
+"""(node, digest)."""
+
+
+@frozen
+class Fact:
+    """An event with its deterministic idempotency key and the message that caused it."""
+
+    event: Event
+    key: str
+    causation: str | None = None
+
+
+@frozen
+class PrepullSettings:
+    """The prepull knobs: attempts before parking, in-flight caps, back-off and timeout."""
+
+    max_attempts: int = 5
+    in_flight_per_node: int = 1
+    in_flight_total: int = 100
+    backoff: timedelta = timedelta(minutes=1)
+    max_backoff: timedelta = timedelta(hours=1)
+    timeout: timedelta = timedelta(minutes=10)
+
+
+@frozen
+class PrepullTarget:
+    """One image to pull (``ledger.prepull_targets`` where ``pull``), in display order."""
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+    position: int
+
+    @property
+    def reference(self) -> DockerReference:
+        """The image pinned by digest."""
+        return DockerReference(self.registry, self.repository, self.tag, self.digest)
+
+
+@frozen
+class PairState:
+    """What is known of one digest on one node (a ``ledger.node_images`` row)."""
+
+    node: str
+    digest: str
+    present: bool = False
+    state: str | None = None
+    """None, ``requested``, ``succeeded``, ``failed`` or ``parked``."""
+    requests: int = 0
+    failures: int = 0
+    """Consecutive failures since the last success or unpark."""
+    deadline: datetime | None = None
+    finished_at: datetime | None = None
+    registry: str | None = None
+    repository: str | None = None
+    tag: str | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        """A request without completion for a digest the node does not hold yet."""
+        return self.state == "requested" and not self.present
+
+
+@frozen
+class PlanInput:
+    """The snapshot a plan is made from."""
+
+    targets: tuple[PrepullTarget, ...] = ()
+    eligible_nodes: tuple[str, ...] = ()
+    pairs: Mapping[Pair, PairState] = field(factory=dict)
+    """Every pair of a target digest, and every pair with a request in flight."""
+
+
+@frozen
+class PlannedRequest:
+    """A prepull to ask for: the target, the node, the attempt and the deadline."""
+
+    target: PrepullTarget
+    node: str
+    attempt: int
+    request_number: int
+    deadline: datetime
+
+    @property
+    def message_id(self) -> str:
+        """Stable: the same request always has the same id."""
+        return request_message_id(self.target.digest, self.node, self.request_number)
+
+
+@frozen
+class Plan:
+    """What planning decided: facts to append, requests to send, images now complete."""
+
+    facts: tuple[Fact, ...] = ()
+    requests: tuple[PlannedRequest, ...] = ()
+    complete: tuple[PrepullTarget, ...] = ()
+    timeouts: int = 0
+    parked: int = 0
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def request_message_id(digest: str, node: str, request_number: int) -> str:
+    """The ``message_id`` of the n-th ``prepull.requested`` of a pair."""
+    return "prepull.requested:" + _sha(digest, node, str(request_number))
+
+
+def complete_message_id(target: PrepullTarget) -> str:
+    """The ``message_id`` of an image's ``prepull.complete`` (once per image and digest)."""
+    return "prepull.complete:" + _sha(target.registry, target.repository, target.tag, target.digest)
+
+
+def backoff_delay(failures: int, settings: PrepullSettings) -> timedelta:
+    """How long to wait after ``failures`` consecutive failures: doubling, capped."""
+    if failures <= 0:
+        return timedelta(0)
+    delay: timedelta = settings.backoff * 2 ** min(failures - 1, 30)
+    return min(delay, settings.max_backoff)
+
+
+def _wants(pair: PairState | None, settings: PrepullSettings, now: datetime) -> bool:
+    """Whether a pair needs a request now (not present, not in flight, not parked,
+    past its back-off)."""
+    if pair is None:
+        return True
+    if pair.present or pair.state in ("requested", "parked"):
+        return False
+    if pair.state == "failed" and pair.finished_at is not None:
+        return now >= pair.finished_at + backoff_delay(pair.failures, settings)
+    return True
+
+
+def _source(pair: PairState, targets: Mapping[str, PrepullTarget]) -> tuple[str, str, str | None]:
+    target = targets.get(pair.digest)
+    if target is not None:
+        return target.registry, target.repository, target.tag
+    return pair.registry or "", pair.repository or "", pair.tag
+
+
+def _timeouts(
+    pairs: dict[Pair, PairState], targets: Mapping[str, PrepullTarget], now: datetime
+) -> list[Fact]:
+    """A request with no completion by its deadline is a failure (reason: timeout)."""
+    facts: list[Fact] = []
+    for key in sorted(pairs):
+        pair = pairs[key]
+        if not pair.in_flight or pair.deadline is None or pair.deadline > now:
+            continue
+        registry, repository, tag = _source(pair, targets)
+        event = PrepullFailed(
+            registry=registry,
+            repository=repository,
+            tag=tag,
+            digest=pair.digest,
+            node=pair.node,
+            reason=f"timeout: no completion by {pair.deadline.isoformat()}",
+            occurred_at=now,
+        )
+        facts.append(Fact(event, f"prepull.timeout:{pair.node}:{pair.digest}:{pair.requests}"))
+        pairs[key] = evolve(pair, state="failed", failures=pair.failures + 1, finished_at=now)
+    return facts
+
+
+def _parks(
+    pairs: dict[Pair, PairState],
+    targets: Mapping[str, PrepullTarget],
+    settings: PrepullSettings,
+    now: datetime,
+) -> list[Fact]:
+    """After ``max_attempts`` consecutive failures a pair is parked (difference 4)."""
+    facts: list[Fact] = []
+    for key in sorted(pairs):
+        pair = pairs[key]
+        if pair.state != "failed" or pair.present or pair.failures < settings.max_attempts:
+            continue
+        registry, repository, _ = _source(pair, targets)
+        event = PrepullParked(
+            registry=registry,
+            repository=repository,
+            digest=pair.digest,
+            node=pair.node,
+            failures=pair.failures,
+            reason=f"{pair.failures} consecutive failures",
+            occurred_at=now,
+        )
+        facts.append(Fact(event, f"prepull.parked:{pair.node}:{pair.digest}:{pair.requests}"))
+        pairs[key] = evolve(pair, state="parked")
+    return facts
+
+
+def _requests(
+    snapshot: PlanInput, pairs: Mapping[Pair, PairState], settings: PrepullSettings, now: datetime
+) -> list[PlannedRequest]:
+    """Requests in target order then node order, within the per-node and global caps."""
+    per_node = Counter(p.node for p in pairs.values() if p.in_flight)
+    total = sum(per_node.values())
+    planned: list[PlannedRequest] = []
+    nodes = sorted(set(snapshot.eligible_nodes))
+    for target in _unique(snapshot.targets):
+        for node in nodes:
+            if total >= settings.in_flight_total:
+                return planned
+            pair = pairs.get((node, target.digest))
+            if per_node[node] >= settings.in_flight_per_node or not _wants(pair, settings, now):
+                continue
+            number = (pair.requests if pair else 0) + 1
+            attempt = (pair.failures if pair else 0) + 1
+            deadline = now + settings.timeout
+            planned.append(PlannedRequest(target, node, attempt, number, deadline))
+            per_node[node] += 1
+            total += 1
+    return planned
+
+
+def _unique(targets: Sequence[PrepullTarget]) -> list[PrepullTarget]:
+    """Targets in display order, one per digest (the first wins)."""
+    seen: set[str] = set()
+    out: list[PrepullTarget] = []
+    for target in sorted(targets, key=lambda t: (t.position, t.tag)):
+        if target.digest not in seen:
+            seen.add(target.digest)
+            out.append(target)
+    return out
+
+
+def _request_fact(request: PlannedRequest, now: datetime) -> Fact:
+    target = request.target
+    event = PrepullRequested(
+        registry=target.registry,
+        repository=target.repository,
+        tag=target.tag,
+        digest=target.digest,
+        node=request.node,
+        attempt=request.attempt,
+        deadline=request.deadline,
+        occurred_at=now,
+    )
+    key = f"prepull.requested:{request.node}:{target.digest}:{request.request_number}"
+    return Fact(event, key)
+
+
+def plan_prepulls(snapshot: PlanInput, settings: PrepullSettings, now: datetime) -> Plan:
+    """Decide timeouts, parkings, new requests and completed images at ``now``.
+
+    Ineligible nodes get nothing (difference 5); parked pairs get nothing until unparked;
+    an image is complete when every eligible node holds its digest (and there is one).
+    """
+    pairs = dict(snapshot.pairs)
+    by_digest = {t.digest: t for t in reversed(_unique(snapshot.targets))}
+    timeouts = _timeouts(pairs, by_digest, now)
+    parks = _parks(pairs, by_digest, settings, now)
+    requests = _requests(snapshot, pairs, settings, now)
+    nodes = set(snapshot.eligible_nodes)
+    complete = tuple(
+        t
+        for t in _unique(snapshot.targets)
+        if nodes and all((p := pairs.get((n, t.digest))) is not None and p.present for n in nodes)
+    )
+    facts = (*timeouts, *parks, *(_request_fact(r, now) for r in requests))
+    return Plan(facts, tuple(requests), complete, len(timeouts), len(parks))

@@ -1,0 +1,202 @@
+"""Pod completions, prepull planning, and the one-transaction handling of a message batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from attrs import field, frozen
+
+from worker.config import Config
+from worker.domain.events import PrepullFailed, PrepullSucceeded
+from worker.domain.messages import (
+    Delivery,
+    Outgoing,
+    PodCompleted,
+    PrepullCompleteMessage,
+    PrepullRequestedMessage,
+)
+from worker.domain.node_observation import NodeRules
+from worker.domain.prepull import (
+    Fact,
+    Plan,
+    PlanInput,
+    PrepullSettings,
+    complete_message_id,
+    plan_prepulls,
+)
+from worker.services.nodes import NodeLedger, record_inventories
+
+__all__ = [
+    "BatchReport",
+    "PrepullLedger",
+    "UnitOfWork",
+    "completion_facts",
+    "handle_batch",
+    "node_rules",
+    "plan_and_announce",
+    "prepull_settings",
+]
+
+log = structlog.get_logger("imageledger.prepull")
+
+
+class PrepullLedger(NodeLedger, Protocol):
+    """The unit of work of one batch: reads for decisions, appends, the outbox."""
+
+    async def plan_input(self) -> PlanInput:
+        """Targets in display order, eligible nodes, and the state of each pair."""
+
+    async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
+        """Store outbound messages in this transaction; returns how many were new."""
+
+
+class UnitOfWork(Protocol):
+    """Opens one transaction per batch."""
+
+    def transaction(self) -> AbstractAsyncContextManager[PrepullLedger]:
+        """A unit of work that commits when the block ends."""
+
+
+@frozen
+class BatchReport:
+    """What one batch did: new events by type, prepulls requested, images completed."""
+
+    appended: dict[str, int] = field(factory=dict)
+    requested: int = 0
+    completed: int = 0
+    timeouts: int = 0
+    parked: int = 0
+
+
+def node_rules(config: Config) -> NodeRules:
+    """Eligibility rules from the configuration."""
+    return NodeRules(
+        node_selector=dict(config.lab.node_selector),
+        tolerations=config.lab.tolerations,
+        max_images=config.images.node_status_max_images,
+    )
+
+
+def prepull_settings(config: Config) -> PrepullSettings:
+    """Planner settings from the configuration."""
+    p = config.prepull
+    return PrepullSettings(
+        max_attempts=p.max_attempts,
+        in_flight_per_node=p.in_flight_per_node,
+        in_flight_total=p.in_flight_total,
+        backoff=p.backoff,
+        max_backoff=p.max_backoff,
+        timeout=config.images.prepull_timeout,
+    )
+
+
+def completion_facts(deliveries: Sequence[Delivery]) -> list[Fact]:
+    """``PrepullSucceeded`` / ``PrepullFailed`` per ``prepull.pod_completed`` (a failure is
+    never "present", difference 4), keyed by the message id."""
+    facts: list[Fact] = []
+    for delivery in deliveries:
+        message = delivery.message
+        if not isinstance(message, PodCompleted):
+            continue
+        image = message.image
+        assert image.digest is not None  # validated on arrival
+        common = {
+            "registry": image.registry,
+            "repository": image.repository,
+            "tag": image.tag,
+            "digest": image.digest,
+            "node": message.node,
+            "pod": message.pod,
+            "occurred_at": message.finished_at,
+        }
+        event: PrepullSucceeded | PrepullFailed
+        if message.succeeded:
+            event = PrepullSucceeded(**common)  # type: ignore[arg-type]
+        else:
+            event = PrepullFailed(reason=message.reason or "failed", **common)  # type: ignore[arg-type]
+        key = f"{delivery.message_id}:{event.TYPE}"
+        facts.append(Fact(event, key, delivery.message_id))
+    return facts
+
+
+def _outgoing(plan: Plan, nodes: tuple[str, ...], now: datetime) -> list[Outgoing]:
+    messages = [
+        Outgoing(
+            PrepullRequestedMessage(
+                image=r.target.reference,
+                tag=r.target.tag,
+                digest=r.target.digest,
+                node=r.node,
+                attempt=r.attempt,
+                deadline=r.deadline,
+            ),
+            message_id=r.message_id,
+        )
+        for r in plan.requests
+    ]
+    messages.extend(
+        Outgoing(
+            PrepullCompleteMessage(
+                image=t.reference, tag=t.tag, digest=t.digest, nodes=nodes, completed_at=now
+            ),
+            message_id=complete_message_id(t),
+        )
+        for t in plan.complete
+    )
+    return messages
+
+
+async def plan_and_announce(
+    unit: PrepullLedger, settings: PrepullSettings, now: datetime
+) -> BatchReport:
+    """Plan at ``now`` inside the unit: append the plan's facts, write its messages."""
+    snapshot = await unit.plan_input()
+    plan = plan_prepulls(snapshot, settings, now)
+    appended = await unit.append(plan.facts)
+    written = await unit.write_outbox(_outgoing(plan, snapshot.eligible_nodes, now))
+    completed = max(0, written - appended.get("prepull.requested", 0))
+    for target in plan.complete if completed else ():
+        log.debug("prepull complete", tag=target.tag, digest=target.digest)
+    if appended:
+        log.info(
+            "prepulls planned",
+            requested=appended.get("prepull.requested", 0),
+            timeouts=plan.timeouts,
+            parked=plan.parked,
+            completed=completed,
+        )
+    return BatchReport(
+        appended,
+        appended.get("prepull.requested", 0),
+        completed,
+        appended.get("prepull.failed", 0),
+        appended.get("prepull.parked", 0),
+    )
+
+
+async def handle_batch(
+    store: UnitOfWork,
+    deliveries: Sequence[Delivery],
+    *,
+    rules: NodeRules,
+    settings: PrepullSettings,
+    clock: Callable[[], datetime],
+) -> BatchReport:
+    """Record a batch of inventories and pod completions, then plan, in one transaction.
+
+    Returns once it committed (the consumer acknowledges after that). With no deliveries
+    it only plans (timeouts and back-off move with the clock).
+    """
+    async with store.transaction() as unit:
+        counts = Counter(await record_inventories(unit, deliveries, rules))
+        counts.update(await unit.append(completion_facts(deliveries)))
+        report = await plan_and_announce(unit, settings, clock())
+    counts.update(report.appended)
+    return BatchReport(
+        dict(counts), report.requested, report.completed, report.timeouts, report.parked
+    )
