@@ -190,12 +190,20 @@ def _summary_lines(report: RefreshReport) -> list[str]:
 @click.option("--config", "config_path", type=Path, help="Config YAML (or IMAGELEDGER_CONFIG).")
 @click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
 @click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
+@click.option(
+    "--prefix",
+    envvar="IMAGELEDGER_BROKER_PREFIX",
+    default="imageledger",
+    show_default=True,
+    help="Exchange and queue name prefix of the workers.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary event as JSON.")
 def refresh_command(
     in_process: bool,
     config_path: Path | None,
     database_url: str | None,
     amqp_url: str | None,
+    prefix: str,
     as_json: bool,
 ) -> None:
     """Refresh the registry's tags and digests.
@@ -204,7 +212,7 @@ def refresh_command(
     refresh.request message is published for the workers.
     """
     if not in_process:
-        message_id = asyncio.run(_publish_refresh(amqp_url))
+        message_id = asyncio.run(_publish_refresh(amqp_url, prefix))
         click.echo(f"refresh requested (message id {message_id})")
         return
     config = _load_config(config_path)
@@ -225,12 +233,12 @@ async def _refresh_now(config: Config, url: str | None) -> RefreshReport:
         raise CommandError(str(exc)) from exc
 
 
-async def _publish_refresh(url: str | None) -> str:
+async def _publish_refresh(url: str | None, prefix: str) -> str:
     from worker.adapters.broker import Broker, BrokerError, BrokerSettings, amqp_url
     from worker.domain.messages import RefreshRequested
 
     message_id = f"refresh-{uuid.uuid4()}"
-    broker = Broker(BrokerSettings(url=amqp_url(url), connect_attempts=1))
+    broker = Broker(BrokerSettings(url=amqp_url(url), prefix=prefix, connect_attempts=1))
     try:
         await broker.connect()
         await broker.publish_message(

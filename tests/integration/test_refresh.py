@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry, client_for
+from worker.adapters.broker import Broker, BrokerSettings
 from worker.adapters.eventlog import EventLog
 from worker.adapters.refresh_store import LedgerRefreshStore
 from worker.adapters.registry import RegistryClient
@@ -290,3 +292,21 @@ async def test_refresh_now_command(
     assert "Traceback" not in err
     assert err.startswith("imageledger: error: ")
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_refresh_command_publishes_a_request_under_the_workers_prefix(
+    broker: Broker, broker_settings: BrokerSettings, rabbit_connection: AbstractRobustConnection
+) -> None:
+    prefix = broker_settings.prefix
+    args = ("refresh", "--amqp-url", broker_settings.url, "--prefix", prefix)
+    code, out, err = await _cli(*args, env={})
+    assert code == 0, err
+    message_id = out.strip().rsplit(" ", 1)[-1].rstrip(")")
+    channel = await rabbit_connection.channel()
+    queue = await channel.get_queue(f"{prefix}.refresh", ensure=False)
+    async with asyncio.timeout(10), queue.iterator() as messages:
+        async for message in messages:
+            assert message.message_id == message_id
+            assert json.loads(message.body)["reason"] == "imageledger refresh"
+            await message.ack()
+            break
