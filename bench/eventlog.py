@@ -40,8 +40,18 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from eventlog_workload import REGISTRY, REPOSITORY, T0, digest, node_name, tag_name, workload
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.eventlog_workload import (
+    REGISTRY,
+    REPOSITORY,
+    T0,
+    digest,
+    node_name,
+    tag_name,
+    workload,
+)
 from worker.adapters import migrate
 from worker.adapters.database import make_engine
 from worker.adapters.derived import MenuRow, TargetRow, replace_menu, replace_prepull_targets
