@@ -1,0 +1,1 @@
+"""The live demo: real registry, PostgreSQL and RabbitMQ, a worker and a simulated cluster."""
