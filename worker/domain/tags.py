@@ -22,7 +22,6 @@ __all__ = [
     "sort_display_order",
     "sort_text",
     "sorted_newest_first",
-    "tag_sort_key",
 ]
 
 KNOWN_ARCHITECTURES = ("amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64")
@@ -160,39 +159,16 @@ def _compute_key(t: ParsedTag) -> tuple[object, ...]:
     )
 
 
-def tag_sort_key(tag: ParsedTag) -> tuple[object, ...]:
-    """Display-order key: type order, then newest first, then the tag string."""
-    return (tag.image_type.rank, _Descending(tag.sort_key))
-
-
-class _Descending:
-    """Wrap a key so that sorting ascending puts the largest first."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: tuple[object, ...]) -> None:
-        self.key = key
-
-    def __lt__(self, other: _Descending) -> bool:
-        return bool(self.key > other.key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and self.key == other.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-
 def sorted_newest_first(tags: Iterable[ParsedTag]) -> list[ParsedTag]:
     """Tags in display order: type order, newest first within a type."""
     return sort_display_order(tags, lambda t: t)
 
 
 def sort_display_order(items: Iterable[T], tag_of: Callable[[T], ParsedTag]) -> list[T]:
-    """Items in their tags' display order (same order as ``tag_sort_key``, faster).
+    """Items in their tags' display order: type order, then newest first within a type.
 
-    Keys are unique (they end with the tag string), so newest-first then a stable sort by
-    type gives exactly the order of ``tag_sort_key``.
+    Keys are unique (they end with the tag string), so a newest-first sort followed by a
+    stable sort by type rank is exactly that order, and faster than one tuple-keyed sort.
     """
     out = sorted(items, key=lambda i: tag_of(i).sort_key, reverse=True)
     out.sort(key=lambda i: tag_of(i).image_type.rank)
