@@ -17,7 +17,9 @@ import yaml
 
 from worker import converter as wire
 from worker import factory
-from worker.adapters.database import LedgerError
+from worker.adapters import dashboard
+from worker.adapters.database import LedgerError, make_engine
+from worker.adapters.database import database_url as resolve_database_url
 from worker.cli_db import migrate_command, rebuild_command
 from worker.config import Config, ConfigError, load_config
 from worker.converter import ValidationError
@@ -322,6 +324,50 @@ def run() -> None:
             raise
         click.echo(f"imageledger: error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+
+
+async def _read_view(url: str | None, which: str) -> list[dict[str, Any]]:
+    engine = make_engine(resolve_database_url(url))
+    try:
+        reader = dashboard.menu_rows if which == "menu" else dashboard.prepull_status_rows
+        return await reader(engine)
+    except LedgerError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        await engine.dispose()
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("(nothing yet: run a refresh)")
+        return
+    cells = [[str("" if row[c] is None else row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@main.command("menu")
+@click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def menu_command(database_url: str | None, as_json: bool) -> None:
+    """The spawner menu as the views hold it: radio entries, then the dropdown."""
+    rows = asyncio.run(_read_view(database_url, "menu"))
+    _print_rows(rows, ["section", "display_name", "prepulled", "reference"], as_json)
+
+
+@main.command("status")
+@click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def status_command(database_url: str | None, as_json: bool) -> None:
+    """Prepull status per target image: eligible nodes that have it and that lack it."""
+    rows = asyncio.run(_read_view(database_url, "status"))
+    columns = ["display_name", "prepulled", "present_nodes", "missing_nodes", "digest"]
+    _print_rows(rows, columns, as_json)
 
 
 main.add_command(migrate_command)

@@ -269,7 +269,7 @@ async def test_refresh_now_command(
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    await registry.pusher(registry_session).push_tags(REPO, ["w_2077_43", "recommended"])
+    await registry.pusher(registry_session).push_image(REPO, ["w_2077_43", "recommended"])
     config = tmp_path / "config.yaml"
     config.write_text(
         f"images:\n  source: {{type: docker, registry: '{registry.host}', "
@@ -286,12 +286,25 @@ async def test_refresh_now_command(
     assert code == 0
     assert json.loads(out)["discovered"] == 0
 
+    code, out, _ = await _cli("menu", env=env)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["section", "display_name", "prepulled", "reference"]
+    assert lines[1].startswith("radio")
+    assert "Recommended (Weekly 2077_43)" in lines[1]
+    code, out, _ = await _cli("status", "--json", env=env)
+    assert code == 0
+    status = json.loads(out)
+    assert [row["tag"] for row in status] == ["w_2077_43"]
+    assert status[0]["prepulled"] is True  # no eligible nodes yet: vacuously prepulled
+
     bad = {**env, "IMAGELEDGER_DATABASE_URL": database_url.rsplit("/", 1)[0] + "/no_such_db"}
-    code, out, err = await _cli("refresh", "--now", env=bad)
-    assert code == 1
-    assert "Traceback" not in err
-    assert err.startswith("imageledger: error: ")
-    assert len(err.strip().splitlines()) == 1
+    for command in (("refresh", "--now"), ("menu",), ("status",)):
+        code, out, err = await _cli(*command, env=bad)
+        assert code == 1, command
+        assert "Traceback" not in err
+        assert err.startswith("imageledger: error: ")
+        assert len(err.strip().splitlines()) == 1
 
 
 async def test_refresh_command_publishes_a_request_under_the_workers_prefix(

@@ -1,0 +1,37 @@
+"""Read-only queries of the dashboard views for the operator commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker.adapters.database import translate_errors
+
+__all__ = ["menu_rows", "prepull_status_rows"]
+
+_MENU = text(
+    "SELECT registry, repository, section, position, tag, digest, reference, display_name,"
+    " prepulled FROM dashboard.menu"
+)
+_STATUS = text(
+    "SELECT registry, repository, tag, digest, display_name, display_position, eligible_nodes,"
+    " present_nodes, missing_nodes, prepulled FROM dashboard.prepull_status"
+    " ORDER BY registry, repository, display_position"
+)
+
+
+async def _rows(engine: AsyncEngine, query: Any, what: str) -> list[dict[str, Any]]:
+    async with translate_errors(what), engine.connect() as conn:
+        return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def menu_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """``dashboard.menu``: radio entries then dropdown entries, in display order."""
+    return await _rows(engine, _MENU, "read dashboard.menu")
+
+
+async def prepull_status_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """``dashboard.prepull_status``: per target image, eligible nodes present / missing."""
+    return await _rows(engine, _STATUS, "read dashboard.prepull_status")
