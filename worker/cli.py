@@ -20,7 +20,7 @@ from worker import factory
 from worker.adapters import dashboard
 from worker.adapters.database import LedgerError, make_engine
 from worker.adapters.database import database_url as resolve_database_url
-from worker.cli_db import migrate_command, rebuild_command
+from worker.cli_db import database_url_option, migrate_command, rebuild_command
 from worker.config import Config, ConfigError, load_config
 from worker.converter import ValidationError
 from worker.domain.errors import ImageLedgerError
@@ -52,6 +52,19 @@ class BadInputError(CommandError):
 
 def _fail(message: str) -> NoReturn:
     raise BadInputError(message)
+
+
+config_option = click.option(
+    "--config", "config_path", type=Path, help="Config YAML (or IMAGELEDGER_CONFIG)."
+)
+amqp_url_option = click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
+prefix_option = click.option(
+    "--prefix",
+    envvar="IMAGELEDGER_BROKER_PREFIX",
+    default="imageledger",
+    show_default=True,
+    help="Exchange and queue name prefix of the workers.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,16 +202,10 @@ def _summary_lines(report: RefreshReport) -> list[str]:
 
 @main.command("refresh")
 @click.option("--now", "in_process", is_flag=True, help="Refresh in this process and wait.")
-@click.option("--config", "config_path", type=Path, help="Config YAML (or IMAGELEDGER_CONFIG).")
-@click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
-@click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
-@click.option(
-    "--prefix",
-    envvar="IMAGELEDGER_BROKER_PREFIX",
-    default="imageledger",
-    show_default=True,
-    help="Exchange and queue name prefix of the workers.",
-)
+@config_option
+@database_url_option
+@amqp_url_option
+@prefix_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary event as JSON.")
 def refresh_command(
     in_process: bool,
@@ -255,16 +262,10 @@ async def _publish_refresh(url: str | None, prefix: str) -> str:
 
 
 @main.command("run")
-@click.option("--config", "config_path", type=Path, help="Config YAML (or IMAGELEDGER_CONFIG).")
-@click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
-@click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
-@click.option(
-    "--prefix",
-    envvar="IMAGELEDGER_BROKER_PREFIX",
-    default="imageledger",
-    show_default=True,
-    help="Exchange and queue name prefix.",
-)
+@config_option
+@database_url_option
+@amqp_url_option
+@prefix_option
 @click.option("--host", envvar="IMAGELEDGER_HOST", default="0.0.0.0", show_default=True)
 @click.option("--port", envvar="IMAGELEDGER_PORT", type=int, default=8080, show_default=True)
 @click.option("--no-schedule", is_flag=True, help="Do not schedule refreshes (messages only).")
@@ -352,7 +353,7 @@ def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -
 
 
 @main.command("menu")
-@click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
+@database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def menu_command(database_url: str | None, as_json: bool) -> None:
     """The spawner menu as the views hold it: radio entries, then the dropdown."""
@@ -361,7 +362,7 @@ def menu_command(database_url: str | None, as_json: bool) -> None:
 
 
 @main.command("status")
-@click.option("--database-url", envvar="IMAGELEDGER_DATABASE_URL", help="PostgreSQL URL.")
+@database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def status_command(database_url: str | None, as_json: bool) -> None:
     """Prepull status per target image: eligible nodes that have it and that lack it."""
