@@ -20,7 +20,7 @@ from worker.adapters.database import translate_errors
 from worker.adapters.eventlog import LedgerTransaction
 from worker.domain.images import ImageCollection, Repository
 from worker.domain.menu import View
-from worker.domain.policy import DropdownPolicy, filter_dropdown
+from worker.domain.policy import DropdownPolicy
 
 __all__ = [
     "ImageRow",
@@ -122,19 +122,12 @@ def target_rows(view: View) -> list[TargetRow]:
 
 
 def menu_rows(view: View, dropdown: DropdownPolicy, now: datetime) -> list[MenuRow]:
-    """The radio candidates (recommended first, unconditionally) and the dropdown."""
-    radio = []
-    recommended = view.prepull_set.image_for_tag(view.policy.recommended_tag)
-    if recommended is not None and not recommended.parsed.is_arch_specific:
-        radio.append((recommended, False))
-    for image in view.prepull_set.listing(hide_aliased=True):
-        if image is not recommended:
-            radio.append((image, True))
+    """The radio candidates (``View.radio_candidates``) and the dropdown."""
     rows = [
         MenuRow("radio", n, i.tag, i.digest, view.menu_entry(i).reference, i.display_name, needs)
-        for n, (i, needs) in enumerate(radio)
+        for n, (i, needs) in enumerate(view.radio_candidates())
     ]
-    allowed = filter_dropdown(view.collection.listing(), dropdown, now)
+    allowed = view.dropdown_images(dropdown, now)
     rows.extend(
         MenuRow("dropdown", n, i.tag, i.digest, view.menu_entry(i).reference, i.display_name, False)
         for n, i in enumerate(allowed)

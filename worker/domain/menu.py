@@ -166,17 +166,35 @@ class View:
         """A menu entry: reference with digest when known."""
         return MenuEntry(self.repository.reference(image.tag, image.digest), image.display_name)
 
-    def menu_images(self, dropdown: DropdownPolicy, now: datetime) -> MenuImages:
-        """Radio: recommended first, then prepulled images; dropdown: every allowed tag."""
-        radio: list[MenuEntry] = []
+    def radio_candidates(self) -> list[tuple[Image, bool]]:
+        """Radio candidates in order, each with whether it needs to be prepulled to show.
+
+        The recommended image comes first and shows unconditionally; the rest of the
+        prepull set (aliased targets hidden) shows only once prepulled.
+        """
+        candidates: list[tuple[Image, bool]] = []
         recommended = self.prepull_set.image_for_tag(self.policy.recommended_tag)
         if recommended is not None and not recommended.parsed.is_arch_specific:
-            radio.append(self.menu_entry(recommended))
-        for image in self.prepull_set.listing(hide_aliased=True):
-            if image is recommended or not self.is_prepulled(image):
-                continue
-            radio.append(self.menu_entry(image))
-        allowed = filter_dropdown(self.collection.listing(), dropdown, now)
+            candidates.append((recommended, False))
+        candidates.extend(
+            (image, True)
+            for image in self.prepull_set.listing(hide_aliased=True)
+            if image is not recommended
+        )
+        return candidates
+
+    def dropdown_images(self, dropdown: DropdownPolicy, now: datetime) -> list[Image]:
+        """Every tag the dropdown policy allows, in display order."""
+        return filter_dropdown(self.collection.listing(), dropdown, now)
+
+    def menu_images(self, dropdown: DropdownPolicy, now: datetime) -> MenuImages:
+        """Radio: recommended first, then prepulled images; dropdown: every allowed tag."""
+        radio = [
+            self.menu_entry(image)
+            for image, needs_prepull in self.radio_candidates()
+            if not needs_prepull or self.is_prepulled(image)
+        ]
+        allowed = self.dropdown_images(dropdown, now)
         return MenuImages(tuple(radio), tuple(self.menu_entry(i) for i in allowed))
 
     def status_images(self) -> list[Image]:
