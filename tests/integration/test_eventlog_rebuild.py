@@ -12,7 +12,7 @@ from tests.support.database import url_for
 from worker.adapters.eventlog import EventLog
 from worker.adapters.projections import load_state
 from worker.adapters.rebuild import rebuild
-from worker.cli_db import migrate_command, progress_reporter, rebuild_command
+from worker.cli.db import migrate_command, progress_reporter, rebuild_command
 
 
 async def test_rebuild_reports_progress_and_restores_the_projections(
@@ -59,6 +59,6 @@ def test_a_missing_database_is_one_line_and_no_traceback() -> None:
     result = CliRunner().invoke(migrate_command, ["--database-url", url_for("il_missing")])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        'Error: cannot migrate: database "il_missing" does not exist '
+        'imageledger: error: cannot migrate: database "il_missing" does not exist '
         "(postgresql+asyncpg://postgres@127.0.0.1:5432/il_missing)"
     ]

@@ -1,4 +1,4 @@
-"""The ``migrate`` and ``rebuild`` commands (attached to the ``imageledger`` group by cli.py)."""
+"""``imageledger migrate`` and ``imageledger rebuild``: the schema and the projections."""
 
 from __future__ import annotations
 
@@ -11,26 +11,13 @@ from typing import Any, TypeVar
 import click
 
 from worker.adapters import migrate
-from worker.adapters.database import (
-    DATABASE_URL_ENV,
-    DEFAULT_DATABASE_URL,
-    LedgerError,
-    make_engine,
-    safe_url,
-)
+from worker.adapters.database import LedgerError, make_engine, safe_url
 from worker.adapters.rebuild import Progress, rebuild
+from worker.cli.common import CommandError, database_url_option
 
 __all__ = ["migrate_command", "progress_reporter", "rebuild_command"]
 
 T = TypeVar("T")
-
-database_url_option = click.option(
-    "--database-url",
-    envvar=DATABASE_URL_ENV,
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help=f"PostgreSQL URL (or ${DATABASE_URL_ENV}).",
-)
 
 
 def _run(url: str, action: Callable[[Any], Awaitable[T]]) -> T:
@@ -47,7 +34,7 @@ def _run(url: str, action: Callable[[Any], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except LedgerError as exc:
         where = safe_url(url)
-        raise click.ClickException(str(exc) if where in str(exc) else f"{exc} ({where})") from exc
+        raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc
 
 
 @click.command("migrate")
