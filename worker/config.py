@@ -30,6 +30,7 @@ __all__ = [
     "ImagesConfig",
     "LabConfig",
     "PrepullConfig",
+    "QueueConfig",
     "load_config",
     "parse_config",
 ]
@@ -146,6 +147,24 @@ class PrepullConfig:
 
 
 @frozen
+class QueueConfig:
+    """Our own ``queue:`` section: how the worker batches and retries RabbitMQ messages."""
+
+    batch_size: int = field(default=100, validator=validators.ge(1))
+    """Messages folded in one transaction at most."""
+    batch_timeout: timedelta = field(default=timedelta(milliseconds=50), validator=_positive)
+    """How long a batch waits for more messages after its first one."""
+    prefetch: int = field(default=200, validator=validators.ge(1))
+    max_attempts: int = field(default=5, validator=validators.ge(1))
+    """Handler attempts per message (bad data or a bug) before it is dead-lettered."""
+    retry_delay: timedelta = field(default=timedelta(seconds=2), validator=_positive)
+    """Delay before the second attempt; doubles per attempt up to ``max_retry_delay``."""
+    max_retry_delay: timedelta = field(default=timedelta(minutes=5), validator=_positive)
+    delivery_limit: int = field(default=20, validator=validators.ge(1))
+    """Broker-side cap on redeliveries after consumer crashes; then the broker dead-letters."""
+
+
+@frozen
 class Config:
     """The whole configuration."""
 
@@ -153,6 +172,7 @@ class Config:
     dropdown_menu: DropdownPolicy = DropdownPolicy()
     lab: LabConfig = LabConfig()
     prepull: PrepullConfig = PrepullConfig()
+    queue: QueueConfig = QueueConfig()
 
 
 _READ_KEYS = {
@@ -160,6 +180,7 @@ _READ_KEYS = {
     "dropdownMenu": "dropdown_menu",
     "lab": "lab",
     "prepull": "prepull",
+    "queue": "queue",
 }
 _LAB_KEYS = ("nodeSelector", "tolerations")
 
@@ -194,7 +215,7 @@ def _register_hooks() -> None:
     """Teach the converter our YAML: camelCase keys, the source union, cutoff dates."""
     converter.use_camel_case(
         DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
-        LabConfig, PrepullConfig, Config,
+        LabConfig, PrepullConfig, QueueConfig, Config,
     )  # fmt: skip
     conv = converter.config_converter
     conv.register_structure_hook(Source, _source(conv))

@@ -34,6 +34,7 @@ __all__ = [
     "Application",
     "Runtime",
     "application",
+    "broker_settings",
     "config_path",
     "runtime",
     "utcnow",
@@ -57,6 +58,23 @@ def config_path(given: Path | None) -> Path:
     if not env:
         raise ConfigError(f"no configuration file: pass --config or set {CONFIG_ENV}")
     return Path(env)
+
+
+def broker_settings(config: Config, url: str, prefix: str) -> BrokerSettings:
+    """The worker's broker settings: connection and names given, batching and retries from
+    the ``queue:`` section."""
+    queue = config.queue
+    return BrokerSettings(
+        url=url,
+        prefix=prefix,
+        prefetch=queue.prefetch,
+        batch_size=queue.batch_size,
+        batch_timeout=queue.batch_timeout,
+        max_attempts=queue.max_attempts,
+        retry_delay=queue.retry_delay,
+        max_retry_delay=queue.max_retry_delay,
+        delivery_limit=queue.delivery_limit,
+    )
 
 
 def _credentials(config: Config) -> RegistryCredentials | None:

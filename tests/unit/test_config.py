@@ -130,3 +130,38 @@ def test_bad_durations(text: str) -> None:
 def test_format_duration() -> None:
     assert format_duration(timedelta(days=8, seconds=3661)) == "1w1d1h1m1s"
     assert format_duration(timedelta(0)) == "0s"
+
+
+def test_queue_section_reaches_the_broker_settings() -> None:
+    from worker.factory import broker_settings
+
+    config = parse_config(
+        {
+            "images": {"source": SOURCE},
+            "queue": {"batchSize": 500, "batchTimeout": "250ms", "maxAttempts": 3,
+                      "retryDelay": "10s", "maxRetryDelay": "10m", "prefetch": 1000,
+                      "deliveryLimit": 7},
+        }
+    )  # fmt: skip
+    settings = broker_settings(config, "amqp://guest:guest@127.0.0.1/", "il")
+    assert (settings.url, settings.prefix) == ("amqp://guest:guest@127.0.0.1/", "il")
+    assert settings.batch_size == 500
+    assert settings.batch_timeout == timedelta(milliseconds=250)
+    assert (settings.max_attempts, settings.prefetch, settings.delivery_limit) == (3, 1000, 7)
+    assert (settings.retry_delay, settings.max_retry_delay) == (
+        timedelta(seconds=10),
+        timedelta(minutes=10),
+    )
+
+
+def test_queue_defaults_match_the_broker_defaults() -> None:
+    from worker.adapters.broker import BrokerSettings
+    from worker.factory import broker_settings
+
+    config = parse_config({"images": {"source": SOURCE}})
+    assert broker_settings(config, BrokerSettings().url, "imageledger") == BrokerSettings()
+
+
+def test_bad_queue_section_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"extra fields found \(batch\) @ \$\.queue"):
+        parse_config({"images": {"source": SOURCE}, "queue": {"batch": 5}})

@@ -131,14 +131,13 @@ def run_command(
 
     SIGTERM (or Ctrl-C) finishes the batches in hand, commits, acknowledges and exits 0.
     """
-    from worker.adapters.broker import BrokerSettings
     from worker.adapters.broker import amqp_url as resolve_amqp_url
     from worker.consumer import Worker
     from worker.web import serve
 
     configure_logging("info")
     config = load_config(config_path)
-    settings = BrokerSettings(url=resolve_amqp_url(amqp_url), prefix=prefix)
+    settings = factory.broker_settings(config, resolve_amqp_url(amqp_url), prefix)
 
     async def _run() -> None:
         stop = asyncio.Event()
