@@ -53,8 +53,11 @@ def readme_queries() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
 
 
+def ago(days: int) -> datetime:
+    return NOW - timedelta(days=days)
+
+
 def history() -> list[Event]:
-    ago = lambda days: NOW - timedelta(days=days)  # noqa: E731
     tags = {"recommended": A, "w_2077_43": A, "w_2077_42": B, "d_2077_10_23": C}
     events: list[Event] = [
         TagDiscovered(tag=t, digest=d, occurred_at=ago(10), **SOURCE) for t, d in tags.items()
