@@ -8,6 +8,7 @@ import click
 
 from worker.cli.db import migrate_command, rebuild_command
 from worker.cli.evaluate import evaluate_command
+from worker.cli.prune import prune_command
 from worker.cli.refresh import refresh_command, run_command
 from worker.cli.views import menu_command, status_command
 from worker.logs import configure_logging
@@ -51,5 +52,6 @@ for _command in (
     run_command,
     menu_command,
     status_command,
+    prune_command,
 ):
     main.add_command(_command)

@@ -1,0 +1,92 @@
+"""``imageledger prune``: old bookkeeping rows go, the log and what still matters stay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+from click.testing import CliRunner
+
+from tests.support.database import raw_url, url_for
+from worker.cli import main
+
+TARGET, OLD_TARGET = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+SETUP = f"""
+INSERT INTO ledger.prepull_targets
+    (registry, repository, tag, digest, position, reference, display_name, image_type, pull)
+VALUES ('r.test', 'lab', 'w_2077_43', '{TARGET}', 0, 'r.test/lab:w_2077_43', 'Weekly 2077_43',
+        'Weekly', true);
+INSERT INTO ledger.processed_messages (consumer, message_id, processed_at) VALUES
+    ('pod_completed', 'old-1', now() - interval '40 days'),
+    ('pod_completed', 'old-2', now() - interval '31 days'),
+    ('pod_completed', 'recent', now() - interval '2 days');
+INSERT INTO ledger.outbox (message_id, routing_key, body, headers, published_at) VALUES
+    ('sent-old', 'prepull.requested', '{{}}', '{{}}', now() - interval '40 days'),
+    ('sent-recent', 'prepull.requested', '{{}}', '{{}}', now() - interval '1 day'),
+    ('unsent-old', 'prepull.requested', '{{}}', '{{}}', NULL),
+    ('complete-target', 'prepull.complete', '{{"digest": "{TARGET}"}}', '{{}}',
+     now() - interval '40 days'),
+    ('complete-gone', 'prepull.complete', '{{"digest": "{OLD_TARGET}"}}', '{{}}',
+     now() - interval '40 days');
+"""
+
+
+async def _ids(url: str) -> tuple[list[str], list[str]]:
+    db = await asyncpg.connect(raw_url(url))
+    try:
+        processed = await db.fetch("SELECT message_id FROM ledger.processed_messages ORDER BY 1")
+        outbox = await db.fetch("SELECT message_id FROM ledger.outbox ORDER BY 1")
+    finally:
+        await db.close()
+    return [r[0] for r in processed], [r[0] for r in outbox]
+
+
+async def _setup(url: str) -> None:
+    db = await asyncpg.connect(raw_url(url))
+    try:
+        await db.execute(SETUP)
+    finally:
+        await db.close()
+
+
+def test_prune_keeps_recent_unsent_and_current_completions(database_url: str) -> None:
+    asyncio.run(_setup(database_url))
+    runner = CliRunner()
+    env = {"IMAGELEDGER_DATABASE_URL": database_url}
+    dry = runner.invoke(main, ["prune", "--dry-run", "--json"], env=env)
+    assert dry.exit_code == 0, dry.output
+    counted = json.loads(dry.output)
+    assert (counted["processed_messages"], counted["outbox"], counted["dry_run"]) == (2, 2, True)
+    assert asyncio.run(_ids(database_url)) == (
+        ["old-1", "old-2", "recent"],
+        ["complete-gone", "complete-target", "sent-old", "sent-recent", "unsent-old"],
+    )
+    done = runner.invoke(main, ["prune"], env=env)
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("deleted 2 processed message ids and 2 published outbox rows")
+    assert asyncio.run(_ids(database_url)) == (
+        ["recent"],
+        ["complete-target", "sent-recent", "unsent-old"],
+    )
+
+
+def test_prune_refuses_a_short_or_bad_age() -> None:
+    runner = CliRunner()
+    short = runner.invoke(main, ["prune", "--older-than", "2h"])
+    assert short.exit_code == 2
+    assert short.output.strip() == (
+        "imageledger: error: --older-than '2h': must be at least 1d (messages may be redelivered)"
+    )
+    bad = runner.invoke(main, ["prune", "--older-than", "soon"])
+    assert bad.exit_code == 2
+    assert bad.output.startswith("imageledger: error: --older-than 'soon': cannot parse duration")
+
+
+def test_prune_on_a_missing_database_is_one_line() -> None:
+    result = CliRunner().invoke(main, ["prune", "--database-url", url_for("il_missing_prune")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        'imageledger: error: cannot prune: database "il_missing_prune" does not exist'
+    ]

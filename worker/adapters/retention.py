@@ -1,0 +1,55 @@
+"""Retention: prune the bookkeeping rows that grow with traffic (never the event log)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from attrs import frozen
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker.adapters.database import translate_errors
+
+__all__ = ["PruneReport", "prune"]
+
+_PROCESSED = """
+DELETE FROM ledger.processed_messages WHERE processed_at < :cutoff
+"""
+# A prepull.complete goes out once per image and digest because the outbox refuses a second
+# row with its message_id: keep those rows while the digest is still a prepull target.
+_OUTBOX = """
+DELETE FROM ledger.outbox o
+WHERE o.published_at IS NOT NULL AND o.published_at < :cutoff
+  AND NOT (o.routing_key = 'prepull.complete'
+           AND o.body ->> 'digest' IN (SELECT t.digest FROM ledger.prepull_targets t
+                                       WHERE t.digest IS NOT NULL))
+"""
+
+
+@frozen
+class PruneReport:
+    """Rows removed (or, in a dry run, that would be)."""
+
+    cutoff: datetime
+    processed_messages: int
+    outbox: int
+    dry_run: bool
+
+
+async def prune(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool = False) -> PruneReport:
+    """Delete processed-message ids recorded before ``cutoff`` and outbox rows published
+    before it (except ``prepull.complete`` rows of current targets), in one transaction;
+    a dry run counts and rolls back. Unpublished outbox rows are never touched."""
+    async with translate_errors("prune"), engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            processed = (await conn.execute(text(_PROCESSED), {"cutoff": cutoff})).rowcount
+            outbox = (await conn.execute(text(_OUTBOX), {"cutoff": cutoff})).rowcount
+        except BaseException:
+            await transaction.rollback()
+            raise
+        if dry_run:
+            await transaction.rollback()
+        else:
+            await transaction.commit()
+    return PruneReport(cutoff, processed, outbox, dry_run)
