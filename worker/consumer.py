@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from worker.adapters.database import DatabaseUnavailableError, LedgerError
+from worker.adapters.database import LedgerError, TransientLedgerError
 from worker.domain.errors import ImageLedgerError, StorageUnavailableError
 from worker.domain.events import RefreshFailed, TagDiscovered, TagMoved, TagRemoved, TagResolved
 from worker.domain.messages import (
@@ -35,8 +35,9 @@ from worker.services.refresh import RefreshReport
 
 __all__ = ["TRANSIENT", "Worker"]
 
-TRANSIENT = (StorageUnavailableError, DatabaseUnavailableError)
-"""Errors that delay a whole batch (the database is away) rather than isolate a message."""
+TRANSIENT = (StorageUnavailableError, TransientLedgerError)
+"""Errors that hold a whole batch until the database answers (no attempt counted) rather
+than isolate a message and count an attempt towards the dead-letter queue."""
 
 log = structlog.get_logger("imageledger.worker")
 
@@ -69,6 +70,7 @@ class Worker:
         report = await self._rt.app.refresh_now(causation=causation)
         self._rt.metrics.refresh_finished(report.summary)
         self._rt.metrics.events_appended(_refresh_events(report))
+        self._rt.relay.wake()  # images.changed, if the menu or the prepull set changed
         await self.plan()
 
     async def plan(self) -> BatchReport:
@@ -81,7 +83,13 @@ class Worker:
 
     def _after(self, report: BatchReport) -> None:
         self._rt.metrics.events_appended(report.appended)
-        if report.requested or report.completed or report.timeouts or report.parked:
+        if (
+            report.requested
+            or report.completed
+            or report.timeouts
+            or report.parked
+            or report.announced
+        ):
             self._rt.relay.wake()
 
     async def start(self) -> None:

@@ -79,7 +79,9 @@ async def failed_fold(event_log: EventLog) -> None:
 
 async def test_write_outbox_inside_the_ledger_transaction(event_log: EventLog) -> None:
     complete = PrepullCompleteMessage(IMAGE, "w_2077_01", DIGEST, ("node-1", "node-2"), T0)
-    changed = ImagesChangedMessage("sqre/lab", True, False, 10, 4, 3, T0)
+    changed = ImagesChangedMessage(
+        "registry.example.com", "sqre/lab", ("w_2077_01",), (), (), (), (), (), (), None, T0
+    )
     async with event_log.transaction() as tx:
         assert await write_outbox(tx.driver, [*requests(2), complete, changed, complete]) == 4
     async with event_log.transaction() as tx:  # a refold writes nothing new

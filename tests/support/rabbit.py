@@ -109,6 +109,8 @@ def broker_settings(amqp_url: str) -> BrokerSettings:
         max_attempts=3,
         retry_delay=timedelta(milliseconds=50),
         max_retry_delay=timedelta(milliseconds=200),
+        outage_delay=timedelta(milliseconds=50),
+        max_outage_delay=timedelta(milliseconds=400),
         reconnect_delay=timedelta(milliseconds=100),
         connect_attempts=3,
     )

@@ -23,6 +23,7 @@ from worker.domain.messages import (
     PrepullCompleteMessage,
     PrepullRequestedMessage,
     RefreshRequested,
+    TaggedImage,
 )
 from worker.domain.nodes import KubeletImage, Taint
 from worker.domain.references import DockerReference
@@ -236,7 +237,12 @@ outbound_messages: st.SearchStrategy[OutboundMessage] = st.one_of(
         _aware,
     ),
     st.builds(
-        ImagesChangedMessage, _text, st.booleans(), st.booleans(), _count, _count, _count, _aware
+        ImagesChangedMessage,
+        _name,
+        _text,
+        *([st.lists(_text, max_size=3).map(tuple)] * 7),
+        st.none() | st.builds(TaggedImage, _text, st.none() | _digest),
+        _aware,
     ),
 )
 

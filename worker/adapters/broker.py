@@ -196,9 +196,10 @@ class Broker:
         """Start a batch consumer on the work queue bound to ``routing_key``.
 
         ``handler`` gets lists of ``Delivery`` and must commit before returning; it raises
-        one of ``transient`` (database away) to have the whole batch retried later through
-        the delay queue (and the consumer pause), anything else to have the failing
-        messages isolated and retried up to ``max_attempts`` times, then dead-lettered.
+        one of ``transient`` (database away) to have the whole batch held — not
+        acknowledged, no attempt counted, consuming paused — and handed to it again with
+        back-off until it commits; anything else to have the failing messages isolated and
+        retried through the delay queue up to ``max_attempts`` times, then dead-lettered.
         """
         if self._connection is None:
             raise BrokerError("the broker is not connected (call connect() first)")

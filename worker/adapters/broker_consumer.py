@@ -5,14 +5,20 @@ is secured: handled (the handler returned, so its transaction committed), copied
 delay queue for a later attempt, or copied to the dead-letter queue with its reason — each
 copy confirmed by the broker first. A crash before the ack hands the messages back to the
 broker, which redelivers them; nothing is ever requeued hot after a failure.
+
+A transient failure (database away) holds the batch: not acknowledged, not delayed, no
+attempt counted; the handler gets it again with back-off until it commits, and consuming
+pauses meanwhile. Only other failures count attempts towards the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -21,6 +27,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from worker.adapters.broker_topology import (
     ATTEMPT_HEADER,
+    DEAD_AT_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
@@ -79,6 +86,10 @@ def _is_live(message: AbstractIncomingMessage) -> bool:
         return not message.channel.is_closed
     except aio_pika.exceptions.ChannelInvalidStateError:
         return False
+
+
+class _BatchAbandoned(Exception):
+    """A held batch given up (stopping, channel lost): back to the broker, unacknowledged."""
 
 
 class BatchConsumer:
@@ -170,8 +181,16 @@ class BatchConsumer:
         if not live:
             return
         try:
-            transient = await self._settle(live)
+            await self._settle(live)
             await live[-1].ack(multiple=True)
+        except _BatchAbandoned as exc:
+            log.warning(
+                "held batch returned to the broker unacknowledged",
+                queue=self._queue.name,
+                count=len(live),
+                reason=str(exc),
+            )
+            return
         except _LOST as exc:
             log.warning(
                 "broker connection lost mid-batch; the broker redelivers it",
@@ -187,44 +206,61 @@ class BatchConsumer:
                 count=len(live),
                 error=str(exc),
             )
-            await self._return(live[-1])
-            transient = True
         except Exception:
             log.exception("batch failed unexpectedly; batch returned", queue=self._queue.name)
-            await self._return(live[-1])
-            transient = True
-        if transient:
-            await self._back_off()
         else:
             self._pause = 0.0
+            return
+        await self._return(live[-1])
+        await self._back_off()
 
-    async def _settle(self, live: Sequence[AbstractIncomingMessage]) -> bool:
-        """Give every message its fate (all but the ack); True if the handler failed
-        transiently."""
+    async def _settle(self, live: Sequence[AbstractIncomingMessage]) -> None:
+        """Give every message its fate (all but the ack)."""
         accepted: list[tuple[AbstractIncomingMessage, Delivery]] = []
+        rejected: list[AbstractIncomingMessage] = []
         for message in live:
             try:
                 accepted.append((message, self._decode(message)))
             except MessageRejected as exc:
                 await self._dead_letter(message, exc.reason)
+                rejected.append(message)
         if not accepted:
-            return False
+            return
         self._metrics.consumed(self._queue.name, len(accepted))
-        transient = False
         try:
-            failures = await self._handle(accepted)
-        except self._transient as exc:
-            log.warning(
-                "handler failed transiently; batch delayed",
-                queue=self._queue.name,
-                count=len(accepted),
-                error=str(exc),
-            )
-            failures = [(m, d, exc) for m, d in accepted]
-            transient = True
+            failures = await self._handle_held(accepted)
+        except _BatchAbandoned:
+            for message in rejected:  # their dead-letter copies are confirmed
+                await message.ack()
+            raise
         for message, delivery, error in failures:
             await self._retry(message, delivery, error)
-        return transient
+
+    async def _handle_held(
+        self, items: list[tuple[AbstractIncomingMessage, Delivery]]
+    ) -> list[tuple[AbstractIncomingMessage, Delivery, BaseException]]:
+        """``_handle``, holding the batch while the handler fails transiently: wait (one
+        log line per wait, doubling) and try again, counting no attempt, until it commits.
+        Raises _BatchAbandoned when stopping or when the deliveries' channel is lost."""
+        wait = 0.0
+        first = self._settings.outage_delay.total_seconds()
+        ceiling = max(first, self._settings.max_outage_delay.total_seconds())
+        while True:
+            try:
+                return await self._handle(items)
+            except self._transient as exc:
+                if self._stopping.is_set() or not _is_live(items[0][0]):
+                    raise _BatchAbandoned(f"{type(exc).__name__}: {exc}") from exc
+                wait = min(max(wait * 2, first), ceiling)
+                log.warning(
+                    f"database unavailable, retrying in {wait:g} s",
+                    queue=self._queue.name,
+                    count=len(items),
+                    delay=wait,
+                    error=str(exc),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
 
     def _decode(self, message: AbstractIncomingMessage) -> Delivery:
         headers = message.headers or {}
@@ -313,6 +349,7 @@ class BatchConsumer:
             REASON_HEADER: reason[:MAX_REASON_LENGTH],
             ROUTING_KEY_HEADER: routing_key,
             QUEUE_HEADER: self._queue.name,
+            DEAD_AT_HEADER: datetime.now(UTC).isoformat(timespec="seconds"),
         }
         await self._copy(
             message, dead_headers, message_id, self._topology.dead_exchange, routing_key, None

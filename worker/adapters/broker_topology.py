@@ -18,6 +18,7 @@ from worker.domain.messages import NodeInventory, PodCompleted, RefreshRequested
 __all__ = [
     "AMQP_URL_ENV",
     "ATTEMPT_HEADER",
+    "DEAD_AT_HEADER",
     "DEFAULT_AMQP_URL",
     "QUEUE_HEADER",
     "REASON_HEADER",
@@ -47,6 +48,8 @@ ROUTING_KEY_HEADER = "x-imageledger-routing-key"
 """The routing key the message was first published with (kept through delay and dead queues)."""
 QUEUE_HEADER = "x-imageledger-queue"
 """The work queue a dead-lettered message came from."""
+DEAD_AT_HEADER = "x-imageledger-dead-lettered-at"
+"""When the worker dead-lettered the message (ISO 8601, UTC)."""
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +83,10 @@ class BrokerSettings:
     retry_delay: timedelta = timedelta(seconds=2)
     """Delay before the second attempt; doubles per attempt up to ``max_retry_delay``."""
     max_retry_delay: timedelta = timedelta(minutes=5)
+    outage_delay: timedelta = timedelta(seconds=1)
+    """First wait before a batch held by a transient failure (database away) is tried
+    again; doubles per wait up to ``max_outage_delay``. Holding counts no attempt."""
+    max_outage_delay: timedelta = timedelta(seconds=30)
     delivery_limit: int = 20
     """Broker-side cap on redeliveries (consumer crashes); then the broker dead-letters."""
     reconnect_delay: timedelta = timedelta(seconds=1)

@@ -17,7 +17,9 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DatabaseMissingError",
     "DatabaseUnavailableError",
+    "LedgerConflictError",
     "LedgerError",
+    "TransientLedgerError",
     "database_url",
     "make_engine",
     "safe_url",
@@ -32,8 +34,18 @@ class LedgerError(Exception):
     """The event log or its database failed; the message is one readable line."""
 
 
-class DatabaseUnavailableError(LedgerError):
-    """The database server cannot be reached or refused the connection."""
+class TransientLedgerError(LedgerError):
+    """The database could not do the work now but will later: retry the same work as is
+    (nothing is wrong with it). Any other LedgerError is permanent for that work."""
+
+
+class DatabaseUnavailableError(TransientLedgerError):
+    """The database server cannot be reached, refused the connection, lost it, or is
+    shutting down or starting up."""
+
+
+class LedgerConflictError(TransientLedgerError):
+    """The transaction lost a serialization conflict or a deadlock; it may be run again."""
 
 
 class DatabaseMissingError(DatabaseUnavailableError):
@@ -86,24 +98,48 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+_UNAVAILABLE_CLASSES = ("08", "28", "53", "57")
+"""SQLSTATE classes: connection exception, authorization, insufficient resources (too
+many connections), operator intervention (shutting down, starting up, cancelled)."""
+_CONFLICTS = ("40001", "40P01")
+"""serialization_failure, deadlock_detected."""
+_CLOSED = ("connection is closed", "connection was closed")
+
+
+def _disconnected(error: BaseException) -> bool:
+    """Whether a driver error says the connection is gone (no SQLSTATE to go by)."""
+    if getattr(error, "connection_invalidated", False):
+        return True
+    text = str(getattr(error, "orig", None) or error)
+    return any(marker in text for marker in _CLOSED)
+
+
 @asynccontextmanager
 async def translate_errors(what: str) -> AsyncIterator[None]:
-    """Turn driver and connection errors raised inside into LedgerError subclasses."""
+    """Turn driver and connection errors raised inside into LedgerError subclasses:
+    ``TransientLedgerError`` (``DatabaseUnavailableError``, ``LedgerConflictError``) when
+    the same work will succeed once the database answers again, ``LedgerError`` otherwise."""
     try:
         yield
     except LedgerError:
         raise
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, sa_exc.TimeoutError) as exc:
         raise DatabaseUnavailableError(f"cannot {what}: database unreachable: {exc}") from exc
     except (sa_exc.DBAPIError, asyncpg.PostgresError) as exc:
         state = _sqlstate(exc)
         if state == "3D000":
             raise DatabaseMissingError(f"cannot {what}: {_first_line(exc)}") from exc
-        if state is not None and state[:2] in ("08", "28", "57"):
+        if (state is not None and state[:2] in _UNAVAILABLE_CLASSES) or (
+            state is None and _disconnected(exc)
+        ):
             raise DatabaseUnavailableError(f"cannot {what}: {_first_line(exc)}") from exc
+        if state in _CONFLICTS:
+            raise LedgerConflictError(f"cannot {what}: {_first_line(exc)}") from exc
         if state in ("42P01", "3F000"):
             hint = "the schema is missing: run `imageledger migrate` first"
             raise LedgerError(f"cannot {what}: {_first_line(exc)} ({hint})") from exc
         raise LedgerError(f"cannot {what}: {_first_line(exc)}") from exc
     except (sa_exc.SQLAlchemyError, asyncpg.InterfaceError) as exc:
+        if _disconnected(exc):
+            raise DatabaseUnavailableError(f"cannot {what}: {_first_line(exc)}") from exc
         raise LedgerError(f"cannot {what}: {_first_line(exc)}") from exc

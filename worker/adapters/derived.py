@@ -2,10 +2,10 @@
 
 The domain (``worker.domain.images``, ``menu``) computes these from tags, policy and nodes;
 this module maps its values to rows and replaces a repository's rows in a ledger
-transaction. The menu's radio entries other than the recommended image carry
-``requires_prepulled``: ``dashboard.menu`` shows them only while every eligible node holds
-their digest (from ``ledger.image_presence``), so the menu follows prepulls without being
-recomputed.
+transaction, and reads back what the spawner sees of them (``images_states``). The menu's
+radio entries other than the recommended image carry ``requires_prepulled``:
+``dashboard.menu`` shows them only while every eligible node holds their digest (from
+``ledger.image_presence``), so the menu follows prepulls without being recomputed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from attrs import astuple, fields, frozen
 
 from worker.adapters.database import translate_errors
 from worker.adapters.eventlog import LedgerTransaction
+from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import ImageCollection, Repository
 from worker.domain.menu import View
+from worker.domain.messages import TaggedImage
 from worker.domain.policy import DropdownPolicy
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "MenuRow",
     "TargetRow",
     "image_rows",
+    "images_states",
+    "log_head",
     "menu_rows",
     "replace_images",
     "replace_menu",
@@ -177,3 +181,54 @@ async def replace_menu(
 ) -> None:
     """Replace the repository's rows of ``ledger.menu_entries``."""
     await _replace(tx, "ledger.menu_entries", repository, rows)
+
+
+_STATES = """
+SELECT registry, repository, kind, tag, digest FROM (
+    SELECT registry, repository, section AS kind, position, tag, digest FROM dashboard.menu
+    {sections}
+    UNION ALL
+    SELECT registry, repository, 'prepull', position, tag, digest FROM ledger.prepull_targets
+    UNION ALL
+    SELECT registry, repository, 'recommended', position, tag, digest FROM ledger.menu_entries
+    WHERE section = 'radio' AND NOT requires_prepulled
+) s
+WHERE $1::text IS NULL OR (registry = $1 AND repository = $2)
+ORDER BY registry, repository, kind, position, tag
+"""
+
+
+_WITH_DROPDOWN = _STATES.format(sections="")
+_WITHOUT_DROPDOWN = _STATES.format(sections="WHERE section = 'radio'")
+
+
+async def images_states(
+    tx: LedgerTransaction, repository: Repository | None = None, *, dropdown: bool = True
+) -> dict[RepositoryKey, ImagesState]:
+    """What the spawner sees of each repository (or of one) right now, in this
+    transaction: the radio entries ``dashboard.menu`` shows, its dropdown (left empty
+    with ``dropdown`` false: only refreshes change it), the prepull targets and the
+    recommended image."""
+    args = (repository.registry, repository.repository) if repository else (None, None)
+    sql = _WITH_DROPDOWN if dropdown else _WITHOUT_DROPDOWN
+    async with translate_errors("read the menu and the prepull set"):
+        records = await tx.driver.fetch(sql, *args)
+    lists: dict[RepositoryKey, dict[str, list[TaggedImage]]] = {}
+    for registry, name, kind, tag, digest in records:
+        lists.setdefault((registry, name), {}).setdefault(kind, []).append(TaggedImage(tag, digest))
+    return {
+        key: ImagesState(
+            *key,
+            menu=tuple(kinds.get("radio", ())),
+            dropdown=tuple(kinds.get("dropdown", ())),
+            prepull=tuple(kinds.get("prepull", ())),
+            recommended=next(iter(kinds.get("recommended", ())), None),
+        )
+        for key, kinds in lists.items()
+    }
+
+
+async def log_head(tx: LedgerTransaction) -> int:
+    """The position of the last event, this transaction's appends included."""
+    async with translate_errors("read the event log head"):
+        return int(await tx.driver.fetchval("SELECT coalesce(max(position), 0) FROM ledger.events"))

@@ -16,10 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.database import translate_errors
+from worker.adapters.derived import images_states, log_head
 from worker.adapters.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.outbox import write_outbox
 from worker.adapters.projections import fetch_rows
 from worker.adapters.rows import CODECS
+from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
 from worker.domain.ledger import NodeRow
@@ -42,6 +44,11 @@ _PAIRS = (
 _PRESENCE = (
     "SELECT node, digest, present, observed_at, source FROM ledger.node_images"
     " WHERE node = ANY($1::text[]) AND present IS NOT NULL"
+)
+_PARKED = (
+    "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
+    " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag"
+    " FROM ledger.node_images WHERE node = ANY($1::text[]) AND prepull_state = 'parked'"
 )
 _TYPES = "SELECT type, count(*) FROM ledger.events WHERE position = ANY($1::bigint[]) GROUP BY type"
 
@@ -88,6 +95,12 @@ class WorkUnit:
         pairs = {(r[0], r[1]): PairState(*r) for r in records}
         return PlanInput(targets, nodes, pairs)
 
+    async def parked_pairs(self, nodes: Iterable[str]) -> list[PairState]:
+        """The parked (node, digest) pairs of these nodes."""
+        async with translate_errors("read parked prepulls"):
+            records = await self._tx.driver.fetch(_PARKED, sorted(set(nodes)))
+        return [PairState(*r) for r in records]
+
     async def append(self, facts: Sequence[Fact]) -> dict[str, int]:
         """Append facts (a known key adds nothing); returns new events by type."""
         if not facts:
@@ -103,6 +116,15 @@ class WorkUnit:
     async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
         """Store outbound messages in this transaction; a known id adds nothing."""
         return await write_outbox(self._tx.driver, messages)
+
+    async def images_states(self) -> dict[RepositoryKey, ImagesState]:
+        """What inventories and pod completions can change of what the spawner sees of
+        every repository: the menu as shown (prepull gating), not the dropdown."""
+        return await images_states(self._tx, dropdown=False)
+
+    async def log_head(self) -> int:
+        """The position of the last event, this unit's appends included."""
+        return await log_head(self._tx)
 
 
 class WorkStore:

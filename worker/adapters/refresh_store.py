@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from worker.adapters.database import translate_errors
 from worker.adapters.derived import (
     image_rows,
+    images_states,
+    log_head,
     menu_rows,
     replace_images,
     replace_menu,
@@ -19,6 +21,8 @@ from worker.adapters.derived import (
     target_rows,
 )
 from worker.adapters.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.outbox import write_outbox
+from worker.domain.changes import ChangeRule, ImagesState
 from worker.domain.events import Event, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository
 from worker.domain.menu import View
@@ -93,10 +97,13 @@ class LedgerRefreshStore:
         view: View | None = None,
         now: datetime | None = None,
         changed: bool = True,
+        announce: ChangeRule | None = None,
     ) -> int:
         """Append the refresh's events and replace the derived rows, in one transaction.
 
-        Unchanged derived rows are left alone unless the repository has none yet.
+        Unchanged derived rows are left alone unless the repository has none yet. When
+        they are replaced, ``announce`` gets what the spawner saw before and sees after
+        (and the log position); the message it returns goes to the outbox.
         """
         items = [NewEvent(e, _event_key(key_prefix, e), causation) for e in events]
         async with self._log.transaction() as tx:
@@ -106,8 +113,30 @@ class LedgerRefreshStore:
                 and now is not None
                 and (changed or not await _has_rows(tx, view.repository))
             ):
-                repository = view.repository
-                await replace_images(tx, repository, image_rows(view.collection))
-                await replace_prepull_targets(tx, repository, target_rows(view))
-                await replace_menu(tx, repository, menu_rows(view, self._dropdown, now))
+                before = await _state(tx, view.repository) if announce else None
+                await self._replace(tx, view, now)
+                if announce is not None and before is not None:
+                    await _announce(tx, before, await _state(tx, view.repository), announce)
         return result.appended
+
+    async def _replace(self, tx: LedgerTransaction, view: View, now: datetime) -> None:
+        repository = view.repository
+        await replace_images(tx, repository, image_rows(view.collection))
+        await replace_prepull_targets(tx, repository, target_rows(view))
+        await replace_menu(tx, repository, menu_rows(view, self._dropdown, now))
+
+
+async def _state(tx: LedgerTransaction, repository: Repository) -> ImagesState:
+    key = (repository.registry, repository.repository)
+    return (await images_states(tx, repository)).get(key, ImagesState(*key))
+
+
+async def _announce(
+    tx: LedgerTransaction, before: ImagesState, after: ImagesState, announce: ChangeRule
+) -> None:
+    """Write the message ``announce`` makes of a change (nothing when nothing changed)."""
+    if after == before:
+        return
+    message = announce(before, after, await log_head(tx))
+    if message is not None:
+        await write_outbox(tx.driver, [message])

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 __all__ = [
     "ImageLedgerError",
+    "InvalidDockerReferenceError",
     "MessageRejected",
+    "RegistryUnavailableError",
     "SourceUnavailableError",
     "StorageUnavailableError",
+    "UnknownImageError",
 ]
 
 
@@ -29,3 +32,16 @@ class MessageRejected(ImageLedgerError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InvalidDockerReferenceError(ImageLedgerError):
+    """A reference that does not parse, or has no tag and no known digest (the reference's
+    ``invalid_docker_reference``, HTTP 422)."""
+
+
+class UnknownImageError(ImageLedgerError):
+    """No such tag, reference or image class in the repository (``unknown_image``, HTTP 400)."""
+
+
+class RegistryUnavailableError(ImageLedgerError):
+    """The registry could not answer the request needed to resolve an image (HTTP 502)."""

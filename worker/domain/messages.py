@@ -26,6 +26,7 @@ __all__ = [
     "PrepullCompleteMessage",
     "PrepullRequestedMessage",
     "RefreshRequested",
+    "TaggedImage",
 ]
 
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -154,17 +155,35 @@ class PrepullCompleteMessage:
 
 
 @frozen
+class TaggedImage:
+    """A tag and the digest it points to (None while never resolved)."""
+
+    tag: str
+    digest: str | None = None
+
+
+@frozen
 class ImagesChangedMessage:
-    """``images.changed``: the spawner menu or the set of prepull targets changed."""
+    """``images.changed``: what the spawner offers from a repository changed.
+
+    ``menu_*`` are the radio entries as shown (after prepull gating), ``dropdown_*`` the
+    dropdown, ``prepull_*`` the prepull set as status lists it; each names tags in display
+    order. ``moved`` names tags of the menu, dropdown or prepull set that now point to
+    another digest; ``recommended`` is the recommended image now (None when absent).
+    """
 
     ROUTING_KEY: ClassVar[str] = "images.changed"
 
+    registry: str
     repository: str
-    menu_changed: bool
-    prepull_set_changed: bool
-    tags: int
-    menu_images: int
-    prepull_images: int
+    menu_added: tuple[str, ...]
+    menu_removed: tuple[str, ...]
+    dropdown_added: tuple[str, ...]
+    dropdown_removed: tuple[str, ...]
+    prepull_added: tuple[str, ...]
+    prepull_removed: tuple[str, ...]
+    moved: tuple[str, ...]
+    recommended: TaggedImage | None
     changed_at: datetime
 
 

@@ -4,7 +4,8 @@ Nodes outside the node selector are recorded, ineligible, with the reason, so th
 status views can show why they get no prepulls (DOMAIN.md difference 5). An observation
 older than what is known of the node changes nothing of its labels (difference 11); its
 image list is still compared digest by digest, and a truncated list never proves absence
-(difference 10).
+(difference 10). A change of labels or taints unparks the node's parked prepulls
+(difference 4): whatever made them fail may be gone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 
 from attrs import evolve, field, frozen
 
-from worker.domain.events import CachedImage, NodeInventoryObserved, NodeSeen
+from worker.domain.events import CachedImage, NodeInventoryObserved, NodeSeen, PrepullUnparked
 from worker.domain.inventory import Presence, apply_presence, decide_inventory
 from worker.domain.messages import NodeInventory
 from worker.domain.nodes import (
@@ -26,9 +27,17 @@ from worker.domain.nodes import (
     eligibility,
     matches_selector,
 )
-from worker.domain.prepull import Fact
+from worker.domain.prepull import Fact, PairState
 
-__all__ = ["KnownNode", "NodeDecision", "NodeRules", "decide_node", "node_eligibility"]
+__all__ = [
+    "KnownNode",
+    "NodeChange",
+    "NodeDecision",
+    "NodeRules",
+    "decide_node",
+    "node_eligibility",
+    "unpark_on_change",
+]
 
 OUTSIDE_SELECTOR = "Node does not match the node selector"
 
@@ -57,11 +66,40 @@ class KnownNode:
 
 
 @frozen
+class NodeChange:
+    """A known node whose labels or taints changed, by which message, when, and how."""
+
+    node: str
+    message_id: str
+    at: datetime
+    reason: str
+
+
+@frozen
 class NodeDecision:
-    """The facts one message adds and the node as known afterwards."""
+    """The facts one message adds, the node as known afterwards, and whether its labels
+    or taints changed (``change``, which may unpark its parked prepulls)."""
 
     facts: tuple[Fact, ...]
     node: KnownNode
+    change: NodeChange | None = None
+
+
+def _change(before: KnownNode | None, seen: NodeSeen | None, message_id: str) -> NodeChange | None:
+    """Labels or taints of a node seen before differ in this observation."""
+    if seen is None or before is None or before.seen_at is None:
+        return None
+    what = [
+        name
+        for name, changed in (
+            ("labels", dict(before.labels) != dict(seen.labels)),
+            ("taints", before.taints != seen.taints),
+        )
+        if changed
+    ]
+    if not what:
+        return None
+    return NodeChange(seen.node, message_id, seen.occurred_at, f"node {' and '.join(what)} changed")
 
 
 def node_eligibility(
@@ -149,4 +187,29 @@ def decide_node(
         facts.append(Fact(seen, f"{message_id}:{NodeSeen.TYPE}", message_id))
     if observed is not None:
         facts.append(Fact(observed, f"{message_id}:{NodeInventoryObserved.TYPE}", message_id))
-    return NodeDecision(tuple(facts), node)
+    return NodeDecision(tuple(facts), node, _change(known, seen, message_id))
+
+
+def unpark_on_change(changes: Sequence[NodeChange], parked: Sequence[PairState]) -> list[Fact]:
+    """``PrepullUnparked`` for each parked pair of a node whose labels or taints changed
+    (the first change of the node wins; keyed by its message, so a redelivery adds
+    nothing). Pairs that are not parked are left alone."""
+    first: dict[str, NodeChange] = {}
+    for item in changes:
+        first.setdefault(item.node, item)
+    facts: list[Fact] = []
+    for pair in sorted(parked, key=lambda p: (p.node, p.digest)):
+        change = first.get(pair.node)
+        if change is None or pair.state != "parked" or pair.present:
+            continue
+        event = PrepullUnparked(
+            registry=pair.registry or "",
+            repository=pair.repository or "",
+            digest=pair.digest,
+            node=pair.node,
+            reason=change.reason,
+            occurred_at=change.at,
+        )
+        key = f"{change.message_id}:{PrepullUnparked.TYPE}:{pair.digest}"
+        facts.append(Fact(event, key, change.message_id))
+    return facts

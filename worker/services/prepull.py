@@ -12,6 +12,7 @@ import structlog
 from attrs import field, frozen
 
 from worker.config import Config
+from worker.domain.changes import ImagesState, RepositoryKey, images_changes
 from worker.domain.events import PrepullFailed, PrepullSucceeded
 from worker.domain.messages import (
     Delivery,
@@ -54,6 +55,13 @@ class PrepullLedger(NodeLedger, Protocol):
     async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
         """Store outbound messages in this transaction; returns how many were new."""
 
+    async def images_states(self) -> dict[RepositoryKey, ImagesState]:
+        """What inventories and pod completions can change of what the spawner sees of
+        each repository: the menu as shown (prepull gating), the prepull set."""
+
+    async def log_head(self) -> int:
+        """The position of the last event, this unit's appends included."""
+
 
 class UnitOfWork(Protocol):
     """Opens one transaction per batch."""
@@ -64,13 +72,15 @@ class UnitOfWork(Protocol):
 
 @frozen
 class BatchReport:
-    """What one batch did: new events by type, prepulls requested, images completed."""
+    """What one batch did: new events by type, prepulls requested, images completed,
+    ``images.changed`` messages written."""
 
     appended: dict[str, int] = field(factory=dict)
     requested: int = 0
     completed: int = 0
     timeouts: int = 0
     parked: int = 0
+    announced: int = 0
 
 
 def node_rules(config: Config) -> NodeRules:
@@ -190,13 +200,33 @@ async def handle_batch(
     """Record a batch of inventories and pod completions, then plan, in one transaction.
 
     Returns once it committed (the consumer acknowledges after that). With no deliveries
-    it only plans (timeouts and back-off move with the clock).
+    it only plans (timeouts and back-off move with the clock). Inventories and pod
+    completions may show or hide menu entries (prepull gating): then ``images.changed``.
     """
     async with store.transaction() as unit:
+        before = await unit.images_states() if deliveries else None
         counts = Counter(await record_inventories(unit, deliveries, rules))
         counts.update(await unit.append(completion_facts(deliveries)))
-        report = await plan_and_announce(unit, settings, clock())
+        now = clock()
+        report = await plan_and_announce(unit, settings, now)
+        announced = 0 if before is None else await _announce_changes(unit, before, now)
     counts.update(report.appended)
     return BatchReport(
-        dict(counts), report.requested, report.completed, report.timeouts, report.parked
+        dict(counts),
+        report.requested,
+        report.completed,
+        report.timeouts,
+        report.parked,
+        announced,
     )
+
+
+async def _announce_changes(
+    unit: PrepullLedger, before: dict[RepositoryKey, ImagesState], now: datetime
+) -> int:
+    """``images.changed`` for each repository whose menu (as shown) changed in this unit."""
+    after = await unit.images_states()
+    if after == before:
+        return 0
+    messages = images_changes(before, after, position=await unit.log_head(), at=now)
+    return await unit.write_outbox(messages) if messages else 0

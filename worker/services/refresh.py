@@ -11,10 +11,12 @@ import structlog
 from attrs import frozen
 
 from worker.config import Config
+from worker.domain.changes import ChangeRule, ImagesState, images_changed
 from worker.domain.errors import SourceUnavailableError
 from worker.domain.events import Event, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository, TagEntry
 from worker.domain.menu import View
+from worker.domain.messages import Outgoing
 from worker.domain.refresh import (
     HeadFound,
     HeadMissing,
@@ -65,11 +67,14 @@ class RefreshLedger(Protocol):
         view: View | None = None,
         now: datetime | None = None,
         changed: bool = True,
+        announce: ChangeRule | None = None,
     ) -> int:
         """Append events and replace the derived rows (images, targets, menu) at once.
 
         Keys derived from ``key_prefix`` make a redelivered request add nothing twice.
         With ``changed`` false the derived rows are written only if there are none yet.
+        When they are written, the message ``announce`` makes of what the spawner saw
+        before and sees after goes to the outbox in the same transaction.
         """
 
 
@@ -157,6 +162,7 @@ async def refresh(
             view=view,
             now=finished,
             changed=outcome.changed or config.dropdown_menu.time_dependent,
+            announce=_announcer(finished),
         )
     summary = outcome.events[-1]
     assert isinstance(summary, RefreshCompleted)
@@ -172,6 +178,15 @@ async def refresh(
         duration_s=round(summary.duration_seconds, 3),
     )
     return RefreshReport(repository, summary, appended)
+
+
+def _announcer(at: datetime) -> ChangeRule:
+    """``images_changed`` with the time of the change bound."""
+
+    def announce(before: ImagesState, after: ImagesState, position: int) -> Outgoing | None:
+        return images_changed(before, after, position=position, at=at)
+
+    return announce
 
 
 def _failed(
