@@ -34,6 +34,7 @@ from worker.domain.messages import (
 )
 from worker.domain.nodes import KubeletImage, Node, Taint, cached_digests
 from worker.domain.references import DockerReference
+from worker.domain.spawner import ResolvedImage
 
 __all__ = ["ValidationError", "converter", "describe_error", "make_converter", "structure"]
 
@@ -437,6 +438,29 @@ def prepuller_status_json(
             for n in nodes
         ],
     }
+
+
+def resolved_image_json(image: ResolvedImage) -> dict[str, Any]:
+    """A resolved image: the ``PrepulledImage`` shape plus ``reference_with_digest``."""
+    return {
+        "reference": image.reference,
+        "tag": image.tag,
+        "name": image.name,
+        "digest": image.digest,
+        "aliases": list(image.aliases),
+        "prepulled": image.prepulled,
+        "reference_with_digest": image.reference_with_digest,
+    }
+
+
+def view_node(name: str, labels: Any, taints: Any, digests: dict[str, int | None]) -> Node:
+    """A node from the ``dashboard.nodes`` row (labels and taints as JSON) and its digests."""
+    return Node(
+        name=name,
+        labels=structure(labels or {}, dict[str, str], f"labels of node {name}"),
+        taints=structure(taints or [], tuple[Taint, ...], f"taints of node {name}"),
+        digests=digests,
+    )
 
 
 def tag_json(image: Image) -> dict[str, Any]:

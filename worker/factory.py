@@ -26,8 +26,11 @@ from worker.adapters.registry import (
     RegistryCredentials,
 )
 from worker.adapters.registry_source import RegistryTagSource
+from worker.adapters.spawner_store import SpawnerStore
 from worker.config import Config, ConfigError, DockerSource, load_config
 from worker.services.refresh import RefreshReport, refresh
+from worker.services.resolve import ImageResolver
+from worker.services.spawner import SpawnerViews
 
 __all__ = [
     "CONFIG_ENV",
@@ -96,6 +99,10 @@ class Application:
     session: aiohttp.ClientSession
     registry: RegistryClient
     log: EventLog
+    views: SpawnerViews
+    """The spawner's domain view of the ledger, cached per log position."""
+    resolver: ImageResolver
+    """Tags, references and image classes to images (fresh HEADs through ``registry``)."""
 
     async def refresh_now(self, *, causation: str | None = None) -> RefreshReport:
         """Run one refresh in this process."""
@@ -123,7 +130,10 @@ async def application(config: Config, url: str | None = None) -> AsyncIterator[A
                 credentials=_credentials(config),
                 ca_bundle=ca_bundle,
             )
-            yield Application(config, engine, session, client, EventLog(engine))
+            views = SpawnerViews(SpawnerStore(engine), config)
+            repository = config.images.repository
+            resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))
+            yield Application(config, engine, session, client, EventLog(engine), views, resolver)
     finally:
         await engine.dispose()
 

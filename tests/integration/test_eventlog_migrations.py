@@ -50,7 +50,7 @@ async def test_upgrade_head_and_models_agree(empty_database_url: str) -> None:
         await engine.dispose()
     schema = await _schema(empty_database_url)
     assert set(VIEWS) <= set(schema["dashboard"])
-    assert schema["functions"] == ["node_images_at", "tag_digest_at"]
+    assert {"image_for_tag", "node_images_at", "tag_digest_at"} <= set(schema["functions"])
     assert {"events", "tags", "nodes", "node_images", "outbox"} <= set(schema["ledger"])
 
 
@@ -77,7 +77,7 @@ async def test_stairway_every_revision_up_down_up(empty_database_url: str) -> No
 
 def test_view_files_are_versioned_and_present() -> None:
     views = migrate.migrations_dir() / "views"
-    for name in (*VIEWS, "tag_digest_at", "node_images_at"):
+    for name in (*VIEWS, "tag_digest_at", "node_images_at", "image_for_tag"):
         assert (views / f"{name}.v1.sql").is_file()
     assert all(p.name.count(".v") == 1 for p in Path(views).glob("*.sql"))
 

@@ -89,4 +89,5 @@ def test_prune_on_a_missing_database_is_one_line() -> None:
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         'imageledger: error: cannot prune: database "il_missing_prune" does not exist'
+        " (postgresql+asyncpg://postgres@127.0.0.1:5432/il_missing_prune)"
     ]

@@ -206,7 +206,7 @@ def _consumed(runtime: factory.Runtime, queue: str) -> float:
     return value or 0.0
 
 
-async def test_imageledger_run_serves_health_and_exits_0_on_sigterm(
+async def test_imageledger_run_serves_health_and_the_spawner_api_and_exits_0_on_sigterm(
     registry: RunningRegistry,
     database_url: str,
     broker_settings: BrokerSettings,
@@ -241,6 +241,13 @@ async def test_imageledger_run_serves_health_and_exits_0_on_sigterm(
                     return False
 
             await wait_until(healthy, within=20, what="/healthz 200")
+            base = f"http://127.0.0.1:{port}/spawner/v1"
+            async with http.get(f"{base}/images") as response:
+                assert response.status == 200
+                assert "all" in await response.json()
+            async with http.get(f"{base}/resolve", params={"tag": "no_such_tag"}) as response:
+                assert response.status == 400
+                assert (await response.json())["detail"][0]["type"] == "unknown_image"
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
     finally:

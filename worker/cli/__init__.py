@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from worker.cli.db import migrate_command, rebuild_command
+from worker.cli.deadletters import dead_letters_group
 from worker.cli.evaluate import evaluate_command
+from worker.cli.explain import explain_command
+from worker.cli.history import history_command
 from worker.cli.prune import prune_command
 from worker.cli.refresh import refresh_command, run_command
+from worker.cli.resolve import resolve_command
+from worker.cli.unpark import unpark_command
 from worker.cli.views import menu_command, status_command
 from worker.logs import configure_logging
 
@@ -23,6 +29,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     """imageledger: the image ledger of a notebook platform."""
     ctx.obj = {"debug": debug}
     configure_logging("debug" if debug else "warning")
+    if not debug:  # our one-line error (or the worker's own log) already says it
+        logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 
 
 def run() -> None:
@@ -52,6 +60,11 @@ for _command in (
     run_command,
     menu_command,
     status_command,
+    resolve_command,
+    dead_letters_group,
     prune_command,
+    history_command,
+    explain_command,
+    unpark_command,
 ):
     main.add_command(_command)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import factory
-from worker.adapters.database import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
-from worker.config import Config, ConfigError
+from worker.adapters.database import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    LedgerError,
+    make_engine,
+    safe_url,
+)
+from worker.adapters.database import database_url as resolve_database_url
+from worker.config import Config, ConfigError, yaml_problem
 from worker.converter import ValidationError
 
 __all__ = [
@@ -33,10 +42,12 @@ __all__ = [
     "print_json",
     "print_rows",
     "read_data",
+    "run_on_database",
 ]
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+T = TypeVar("T")
 
 
 class CommandError(click.ClickException):
@@ -95,11 +106,10 @@ def read_data(path: Path, what: str) -> Any:
         if path.suffix in (".yaml", ".yml"):
             return yaml.safe_load(text)
         return json.loads(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        fail(
-            f"{what} file {path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}: "
-            + str(exc).replace("\n", " ")
-        )
+    except json.JSONDecodeError as exc:
+        fail(f"{what} file {path}: not valid JSON: {exc}")
+    except yaml.YAMLError as exc:
+        fail(f"{what} file {path}: not valid YAML: {yaml_problem(exc)}")
 
 
 def parse_time(value: str | None, option: str = "--now") -> datetime:
@@ -166,3 +176,22 @@ def print_rows(
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def run_on_database(url: str | None, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``action(engine)`` on a fresh engine; a database failure is one line naming the
+    database (without password) and exit status 1."""
+    resolved = resolve_database_url(url)
+
+    async def main() -> T:
+        engine = make_engine(resolved)
+        try:
+            return await action(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except LedgerError as exc:
+        where = safe_url(resolved)
+        raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc

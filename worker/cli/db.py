@@ -2,52 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from worker.adapters import migrate
-from worker.adapters.database import LedgerError, make_engine, safe_url
+from worker.adapters.database import safe_url
 from worker.adapters.rebuild import Progress, rebuild
-from worker.cli.common import CommandError, database_url_option
+from worker.cli.common import database_url_option, json_option, print_json, run_on_database
 
 __all__ = ["migrate_command", "progress_reporter", "rebuild_command"]
-
-T = TypeVar("T")
-
-
-def _run(url: str, action: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``action(engine)``; a LedgerError becomes one line on stderr and exit status 1."""
-
-    async def main() -> T:
-        engine = make_engine(url)
-        try:
-            return await action(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except LedgerError as exc:
-        where = safe_url(url)
-        raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc
 
 
 @click.command("migrate")
 @database_url_option
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
-def migrate_command(database_url: str, revision: str) -> None:
+@json_option
+def migrate_command(database_url: str, revision: str, as_json: bool) -> None:
     """Create or upgrade the database schema (ledger tables, dashboard views, reader role)."""
 
     async def action(engine: Any) -> str | None:
         await migrate.upgrade(engine, revision)
         return await migrate.current_revision(engine)
 
-    current = _run(database_url, action)
+    current = run_on_database(database_url, action)
+    if as_json:
+        print_json({"database": safe_url(database_url), "revision": current})
+        return
     click.echo(f"database {safe_url(database_url)} is at revision {current}")
 
 
@@ -81,9 +64,26 @@ def progress_reporter(tty: bool | None = None, out: Any = None) -> Progress:
 @click.command("rebuild")
 @database_url_option
 @click.option("--chunk", default=100_000, show_default=True, help="Positions folded per step.")
-def rebuild_command(database_url: str, chunk: int) -> None:
-    """Empty the projections and fold the whole event log again, in position order."""
-    report = _run(database_url, lambda e: rebuild(e, chunk=chunk, progress=progress_reporter()))
+@json_option
+def rebuild_command(database_url: str, chunk: int, as_json: bool) -> None:
+    """Empty the projections and fold the whole event log again, in position order.
+
+    Progress goes to stderr; the result to stdout (an object with --json).
+    """
+    report = run_on_database(
+        database_url, lambda e: rebuild(e, chunk=chunk, progress=progress_reporter())
+    )
+    if as_json:
+        print_json(
+            {
+                "database": safe_url(database_url),
+                "events": report.events,
+                "rows_written": report.rows_written,
+                "seconds": round(report.seconds, 3),
+                "events_per_second": round(report.events_per_second, 1),
+            }
+        )
+        return
     click.echo(
         f"rebuilt the projections from {report.events:,} events in {report.seconds:.1f} s "
         f"({report.events_per_second:,.0f} events/s)"

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import click
 
-from worker.adapters.database import LedgerError, make_engine
-from worker.adapters.database import database_url as resolve_database_url
-from worker.adapters.retention import PruneReport, prune
-from worker.cli.common import CommandError, database_url_option, fail, json_option, print_json
+from worker.adapters.retention import prune
+from worker.cli.common import (
+    database_url_option,
+    fail,
+    json_option,
+    print_json,
+    run_on_database,
+)
 from worker.domain.durations import parse_duration
 
 __all__ = ["prune_command"]
 
 MINIMUM_AGE = timedelta(days=1)
 """Younger rows may still matter: a message can be redelivered for hours after a failure."""
-
-
-async def _prune(url: str, cutoff: datetime, dry_run: bool) -> PruneReport:
-    engine = make_engine(resolve_database_url(url))
-    try:
-        return await prune(engine, cutoff, dry_run=dry_run)
-    except LedgerError as exc:
-        raise CommandError(str(exc)) from exc
-    finally:
-        await engine.dispose()
 
 
 @click.command("prune")
@@ -52,7 +45,7 @@ def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bo
     if age < MINIMUM_AGE:
         fail(f"--older-than {older_than!r}: must be at least 1d (messages may be redelivered)")
     cutoff = datetime.now(tz=UTC) - age
-    report = asyncio.run(_prune(database_url, cutoff, dry_run))
+    report = run_on_database(database_url, lambda e: prune(e, cutoff, dry_run=dry_run))
     if as_json:
         print_json(
             {

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
+import structlog
 
 from worker import converter as wire
 from worker import factory
-from worker.adapters.database import LedgerError
+from worker.adapters.database import LedgerError, safe_url
+from worker.adapters.database import database_url as resolve_database_url
 from worker.cli.common import (
     CommandError,
     amqp_url_option,
@@ -20,6 +25,7 @@ from worker.cli.common import (
     database_url_option,
     load_config,
     prefix_option,
+    print_json,
 )
 from worker.config import Config
 from worker.domain.errors import ImageLedgerError
@@ -28,6 +34,8 @@ from worker.logs import configure_logging
 from worker.services.refresh import RefreshReport
 
 __all__ = ["refresh_command", "run_command"]
+
+log = structlog.get_logger(__name__)
 
 
 def _summary_lines(report: RefreshReport) -> list[str]:
@@ -55,7 +63,9 @@ def _summary_lines(report: RefreshReport) -> list[str]:
 @database_url_option
 @amqp_url_option
 @prefix_option
-@click.option("--json", "as_json", is_flag=True, help="Print the summary event as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary event (or the message id) as JSON."
+)
 def refresh_command(
     in_process: bool,
     config_path: Path | None,
@@ -71,7 +81,10 @@ def refresh_command(
     """
     if not in_process:
         message_id = asyncio.run(_publish_refresh(amqp_url, prefix))
-        click.echo(f"refresh requested (message id {message_id})")
+        if as_json:
+            print_json({"message_id": message_id})
+        else:
+            click.echo(f"refresh requested (message id {message_id})")
         return
     config = load_config(config_path)
     report = asyncio.run(_refresh_now(config, database_url))
@@ -87,18 +100,35 @@ async def _refresh_now(config: Config, url: str | None) -> RefreshReport:
     try:
         async with factory.application(config, url) as app:
             return await app.refresh_now()
-    except (ImageLedgerError, LedgerError) as exc:
+    except LedgerError as exc:
+        where = safe_url(resolve_database_url(url))
+        raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc
+    except ImageLedgerError as exc:
         raise CommandError(str(exc)) from exc
 
 
 async def _publish_refresh(url: str | None, prefix: str) -> str:
-    from worker.adapters.broker import Broker, BrokerError, BrokerSettings, amqp_url
+    from worker.adapters.broker import (
+        Broker,
+        BrokerError,
+        BrokerSettings,
+        BrokerUnavailableError,
+        amqp_url,
+        safe_amqp_url,
+    )
     from worker.domain.messages import RefreshRequested
 
     message_id = f"refresh-{uuid.uuid4()}"
-    broker = Broker(BrokerSettings(url=amqp_url(url), prefix=prefix, connect_attempts=1))
+    settings = BrokerSettings(url=amqp_url(url), prefix=prefix, connect_attempts=1)
+    broker = Broker(settings)
     try:
-        await broker.connect()
+        try:
+            await broker.connect()
+        except BrokerUnavailableError as exc:
+            raise CommandError(
+                f"cannot reach RabbitMQ at {safe_amqp_url(settings.url)}: "
+                f"{exc.__cause__ or exc}; the refresh was not requested"
+            ) from exc
         await broker.publish_message(
             RefreshRequested(reason="imageledger refresh", requested_at=factory.utcnow()),
             message_id=message_id,
@@ -148,9 +178,29 @@ def run_command(
             factory.runtime(config, settings, database_url) as runtime,
             serve(runtime, host, port),
         ):
-            await Worker(runtime, schedule_refreshes=not no_schedule).run(stop)
+            if await _connect_unless_stopped(runtime.broker.connect, stop):
+                await Worker(runtime, schedule_refreshes=not no_schedule).run(stop)
 
     try:
         asyncio.run(_run())
     except (ImageLedgerError, LedgerError) as exc:
         raise CommandError(str(exc)) from exc
+
+
+async def _connect_unless_stopped(
+    connect: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event
+) -> bool:
+    """Connect to RabbitMQ (retrying with back-off, a log line per retry) unless SIGTERM
+    comes first; False when stopped before the broker was reached."""
+    connecting = asyncio.create_task(connect())
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if connecting in done:
+        connecting.result()
+        return True
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await connecting
+    log.info("worker stopped before RabbitMQ was reached")
+    return False

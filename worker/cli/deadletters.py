@@ -1,0 +1,228 @@
+"""``imageledger dead-letters list|replay|purge``: the messages the workers dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from worker.adapters.broker_topology import BrokerError, amqp_url
+from worker.adapters.dead_letters import DeadLetter, DeadLetterQueue, ReplayReport
+from worker.cli.common import (
+    BadInputError,
+    CommandError,
+    amqp_url_option,
+    json_option,
+    prefix_option,
+    print_json,
+    print_rows,
+)
+
+__all__ = ["dead_letters_group"]
+
+T = TypeVar("T")
+Selection = Callable[[DeadLetter], bool]
+
+COLUMNS = [
+    "message_id",
+    "routing_key",
+    "source_queue",
+    "attempts",
+    "dead_lettered_at",
+    "size",
+    "reason",
+    "preview",
+]
+
+
+def _run(url: str | None, prefix: str, action: Callable[[DeadLetterQueue], Awaitable[T]]) -> T:
+    """Open the dead queue, run ``action``, close; a BrokerError becomes one line, exit 1."""
+
+    async def main() -> T:
+        async with DeadLetterQueue(amqp_url(url), prefix) as queue:
+            return await action(queue)
+
+    try:
+        return asyncio.run(main())
+    except BrokerError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _row(letter: DeadLetter, short: bool) -> dict[str, Any]:
+    reason = letter.reason or ""
+    return {
+        "message_id": letter.message_id,
+        "routing_key": letter.routing_key,
+        "source_queue": letter.source_queue,
+        "reason": reason[:59] + "…" if short and len(reason) > 60 else reason,
+        "attempts": letter.attempts,
+        "dead_lettered_at": letter.dead_lettered_at,
+        "size": letter.size,
+        "preview": letter.preview(40 if short else 200),
+        "returns": letter.returns,
+    }
+
+
+def _selection(ids: tuple[str, ...], select_all: bool, routing_key: str | None) -> Selection:
+    """The dead letters an option set names, or a bad-input error when it names none."""
+    if not ids and not select_all and routing_key is None:
+        raise BadInputError(
+            "nothing selected: give --id MESSAGE_ID (repeatable), --routing-key KEY or --all"
+        )
+    if ids and select_all:
+        raise BadInputError("--id and --all exclude each other")
+    wanted = set(ids)
+
+    def select(letter: DeadLetter) -> bool:
+        if wanted and letter.message_id not in wanted:
+            return False
+        return routing_key is None or letter.routing_key == routing_key
+
+    return select
+
+
+def _check_found(ids: tuple[str, ...], found: list[DeadLetter], queue: str) -> None:
+    missing = sorted(set(ids) - {letter.message_id for letter in found})
+    if missing:
+        raise BadInputError(f"no dead letter with message id {', '.join(missing)} in {queue}")
+
+
+def _plural(count: int) -> str:
+    return f"{count} dead letter{'' if count == 1 else 's'}"
+
+
+selection_options = [
+    click.option("--id", "ids", multiple=True, help="A message id to select (repeatable)."),
+    click.option(
+        "--routing-key", help="Select by original routing key (alone, or narrowing --id/--all)."
+    ),
+    click.option("--all", "select_all", is_flag=True, help="Select every dead letter."),
+]
+
+
+def with_selection(command: Callable[..., None]) -> Callable[..., None]:
+    """Attach --id, --routing-key and --all."""
+    for option in reversed(selection_options):
+        command = option(command)
+    return command
+
+
+@click.group("dead-letters")
+def dead_letters_group() -> None:
+    """Look at, replay or delete the messages the workers dead-lettered (<prefix>.dead)."""
+
+
+@dead_letters_group.command("list")
+@amqp_url_option
+@prefix_option
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N."
+)
+@json_option
+def list_command(amqp_url: str | None, prefix: str, limit: int, as_json: bool) -> None:
+    """Show dead letters, oldest first, without taking them off the queue."""
+
+    async def action(queue: DeadLetterQueue) -> tuple[str, int, list[DeadLetter]]:
+        total = await queue.count()
+        return queue.name, total, await queue.peek(limit)
+
+    name, total, letters = _run(amqp_url, prefix, action)
+    if as_json:
+        rows = [_row(letter, short=False) for letter in letters]
+        print_json({"queue": name, "total": total, "shown": len(rows), "dead_letters": rows})
+        return
+    print_rows([_row(letter, short=True) for letter in letters], COLUMNS, False, "(none)")
+    if total > len(letters):
+        click.echo(f"({len(letters)} of {total} shown; use --limit to see more)")
+
+
+@dead_letters_group.command("replay")
+@amqp_url_option
+@prefix_option
+@with_selection
+@json_option
+def replay_command(
+    amqp_url: str | None,
+    prefix: str,
+    ids: tuple[str, ...],
+    routing_key: str | None,
+    select_all: bool,
+    as_json: bool,
+) -> None:
+    """Publish the selected dead letters again under their original routing key.
+
+    Each keeps its message id and body, starts again at attempt 1, and leaves the dead
+    queue only once RabbitMQ confirmed the new copy.
+    """
+    select = _selection(ids, select_all, routing_key)
+
+    async def action(queue: DeadLetterQueue) -> tuple[str, ReplayReport]:
+        return queue.name, await queue.replay(select)
+
+    name, report = _run(amqp_url, prefix, action)
+    failed = [letter for letter, _ in report.failed]
+    if as_json:
+        print_json(
+            {
+                "queue": name,
+                "replayed": [letter.message_id for letter in report.replayed],
+                "failed": [
+                    {"message_id": letter.message_id, "error": error}
+                    for letter, error in report.failed
+                ],
+            }
+        )
+    else:
+        click.echo(f"replayed {_plural(len(report.replayed))} from {name}")
+    if report.failed:
+        details = "; ".join(f"{letter.message_id}: {error}" for letter, error in report.failed)
+        raise CommandError(f"{_plural(len(report.failed))} not replayed, kept in {name}: {details}")
+    _check_found(ids, [*report.replayed, *failed], name)
+
+
+@dead_letters_group.command("purge")
+@amqp_url_option
+@prefix_option
+@with_selection
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+@json_option
+def purge_command(
+    amqp_url: str | None,
+    prefix: str,
+    ids: tuple[str, ...],
+    routing_key: str | None,
+    select_all: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Delete the selected dead letters for good (asks first unless --yes)."""
+    select = _selection(ids, select_all, routing_key)
+    if not yes:
+        _confirm(amqp_url, prefix, select)
+
+    async def action(queue: DeadLetterQueue) -> tuple[str, list[DeadLetter]]:
+        return queue.name, await queue.purge(select)
+
+    name, deleted = _run(amqp_url, prefix, action)
+    if as_json:
+        print_json({"queue": name, "deleted": [letter.message_id for letter in deleted]})
+    else:
+        click.echo(f"deleted {_plural(len(deleted))} from {name}")
+    _check_found(ids, deleted, name)
+
+
+def _confirm(url: str | None, prefix: str, select: Selection) -> None:
+    """Ask on the terminal; without one, refuse (exit 2)."""
+    if not click.get_text_stream("stdin").isatty():
+        raise BadInputError("purge deletes dead letters for good: pass --yes (no terminal to ask)")
+
+    async def action(queue: DeadLetterQueue) -> tuple[str, int]:
+        return queue.name, sum(1 for letter in await queue.peek() if select(letter))
+
+    name, count = _run(url, prefix, action)
+    if count == 0:
+        return
+    if not click.confirm(f"Delete {_plural(count)} from {name} for good?", default=False):
+        raise CommandError("nothing deleted")

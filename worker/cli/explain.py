@@ -1,0 +1,85 @@
+"""``imageledger explain``: why an image is or is not prepulled (or planned) on a node."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker import factory
+from worker.adapters.explain_store import ExplainStore
+from worker.cli.common import (
+    config_option,
+    database_url_option,
+    json_option,
+    load_config,
+    parse_time,
+    print_json,
+)
+from worker.cli.lookup import UnknownError, find_image, parse_image, run_on_database
+from worker.converter import converter
+from worker.domain.explain import Explanation, ImageQuery, explain
+from worker.domain.prepull import PrepullSettings
+from worker.services.prepull import prepull_settings
+
+__all__ = ["explain_command"]
+
+_MARKS = {True: "+", False: "-", None: " "}
+
+
+def _settings(config_path: Path | None) -> tuple[PrepullSettings, str]:
+    """The worker's prepull settings from the configuration, or the defaults without one."""
+    if config_path is None and not os.environ.get(factory.CONFIG_ENV):
+        return PrepullSettings(), "prepull settings: defaults (no --config given)"
+    config = load_config(config_path)
+    return prepull_settings(config), "prepull settings: from the configuration"
+
+
+async def _explain(
+    engine: AsyncEngine, query: ImageQuery, node: str, settings: PrepullSettings
+) -> Explanation:
+    store = ExplainStore(engine)
+    image = await find_image(store, query)
+    facts = await store.gather(image, node, parse_time(None), settings)
+    return explain(facts)
+
+
+def _show(answer: Explanation, note: str) -> None:
+    click.echo(f"{answer.image} on {answer.node}: {answer.verdict}")
+    click.echo(f"  {answer.summary}")
+    for finding in answer.findings:
+        click.echo(f"  {_MARKS[finding.ok]} {finding.topic:<9}{finding.text}")
+    click.echo(f"  ({note})")
+
+
+@click.command("explain")
+@click.argument("image")
+@click.argument("node")
+@config_option
+@database_url_option
+@json_option
+def explain_command(
+    image: str, node: str, config_path: Path | None, database_url: str | None, as_json: bool
+) -> None:
+    """Why IMAGE is or is not prepulled, or planned, on NODE.
+
+    IMAGE is a tag, registry/repository:tag or a digest. The answer says whether the image
+    is a prepull target and why, whether the node is known, selected and eligible, whether
+    it holds the digest (and how that is known), and where its prepulls stand: requests,
+    failures with their reasons, the next retry after back-off, parked or not. The back-off
+    and attempt limits come from --config (or IMAGELEDGER_CONFIG), else the defaults.
+    Lines marked + speak for the prepull, - against it.
+    """
+    query = parse_image(image)
+    settings, note = _settings(config_path)
+    answer = run_on_database(database_url, lambda e: _explain(e, query, node, settings))
+    if as_json:
+        document = converter.unstructure(answer)
+        document["settings"] = note
+        print_json(document)
+    else:
+        _show(answer, note)
+    if not answer.node_known:
+        raise UnknownError(f"unknown node {node}: it never reported an inventory")

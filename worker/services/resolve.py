@@ -1,0 +1,103 @@
+"""Resolving a tag, reference or image class to one image, as the spawner asks at spawn time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import structlog
+
+from worker.domain.errors import RegistryUnavailableError, UnknownImageError
+from worker.domain.menu import View
+from worker.domain.refresh import HeadFound, HeadMissing, HeadResult
+from worker.domain.spawner import (
+    FetchDigest,
+    Found,
+    ImageClass,
+    Lookup,
+    ResolvedImage,
+    lookup_class,
+    lookup_reference,
+    lookup_tag,
+    parse_reference,
+    resolved_image,
+)
+from worker.services.spawner import CurrentView, SpawnerViews
+
+__all__ = ["DigestSource", "ImageResolver"]
+
+log = structlog.get_logger("imageledger.resolve")
+
+
+class DigestSource(Protocol):
+    """The registry seen as the source of current digests (HEAD)."""
+
+    async def resolve(self, tags: Sequence[str]) -> Mapping[str, HeadResult]:
+        """The digest of each tag, or why not."""
+
+
+class ImageResolver:
+    """The reference's ``image_for_tag_name``, ``image_for_reference`` and image classes.
+
+    Three errors only: `InvalidDockerReferenceError` (does not parse, or no tag where one is
+    needed), `UnknownImageError` (not in the repository) and `RegistryUnavailableError`
+    (the HEAD failed). A tag, or a reference without digest, is resolved by a fresh HEAD,
+    never from the ledger's cache; a reference with a digest is looked up in the ledger.
+    """
+
+    def __init__(self, views: SpawnerViews, digests: Callable[[], DigestSource]) -> None:
+        self._views = views
+        self._digests = digests
+
+    async def for_tag(self, tag: str) -> ResolvedImage:
+        """The image a tag of the repository names now."""
+        return await self._resolve(lambda view: lookup_tag(view, tag))
+
+    async def for_reference(self, text: str) -> ResolvedImage:
+        """The image a ``registry/repository[:tag][@digest]`` reference names."""
+        reference = parse_reference(text)
+        return await self._resolve(lambda view: lookup_reference(view, reference, text))
+
+    async def for_class(self, image_class: ImageClass) -> ResolvedImage:
+        """The prepull set's recommended image, or its newest of a type."""
+        return await self._resolve(lambda view: lookup_class(view, image_class))
+
+    async def _resolve(self, lookup: Callable[[View], Lookup]) -> ResolvedImage:
+        current = await self._views.current()
+        found = lookup(current.view)
+        if isinstance(found, FetchDigest):
+            return self._result(current, found.tag, await self._head(current, found))
+        assert isinstance(found, Found)
+        image = found.image
+        assert image.digest is not None
+        return self._result(current, image.tag, image.digest)
+
+    async def _head(self, current: CurrentView, wanted: FetchDigest) -> str:
+        repository = current.view.repository
+        result = (await self._digests().resolve([wanted.tag]))[wanted.tag]
+        if isinstance(result, HeadFound):
+            return result.digest
+        if isinstance(result, HeadMissing):
+            raise UnknownImageError(wanted.not_found)
+        log.warning(
+            "cannot resolve image",
+            registry=repository.registry,
+            repository=repository.repository,
+            tag=wanted.tag,
+            error=result.reason,
+        )
+        raise RegistryUnavailableError(
+            f"cannot fetch the digest of {repository.reference(wanted.tag)}: {result.reason}"
+        )
+
+    def _result(self, current: CurrentView, tag: str, digest: str) -> ResolvedImage:
+        """The resolved image; when its digest is not the ledger's (the tag moved since the
+        last refresh, or a reference gave another), aliases and names follow the new digest."""
+        view = current.view
+        image = view.collection.image_for_tag(tag)
+        if image is None or image.digest != digest:
+            view = self._views.with_digest(current, tag, digest)
+            image = view.collection.image_for_tag(tag)
+        if image is None:
+            raise UnknownImageError(f'Docker tag "{tag}" not found')
+        return resolved_image(view, image)
