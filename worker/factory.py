@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,9 +104,14 @@ class Application:
     resolver: ImageResolver
     """Tags, references and image classes to images (fresh HEADs through ``registry``)."""
 
-    async def refresh_now(self, *, causation: str | None = None) -> RefreshReport:
-        """Run one refresh in this process."""
-        source = RegistryTagSource(self.registry, self.config.images.repository)
+    async def refresh_now(
+        self,
+        *,
+        causation: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RefreshReport:
+        """Run one refresh in this process (``progress`` hears the digests fetched)."""
+        source = RegistryTagSource(self.registry, self.config.images.repository, progress)
         store = LedgerRefreshStore(self.engine, self.log, self.config.dropdown_menu)
         refresh_id = causation or f"refresh-{uuid.uuid4()}"
         return await refresh(

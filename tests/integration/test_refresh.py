@@ -281,6 +281,7 @@ async def test_refresh_now_command(
     assert code == 0, err
     assert "completed" in out
     assert "tags: 2  discovered: 2" in out
+    assert err.splitlines()[-1].startswith("refresh: 2/2 digests (100%)")  # progress on stderr
 
     code, out, _ = await _cli("refresh", "--now", "--json", env=env)
     assert code == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -21,9 +21,15 @@ log = structlog.get_logger("imageledger.registry")
 class RegistryTagSource:
     """One refresh's view of a repository: its own request statistics and retry budget."""
 
-    def __init__(self, client: RegistryClient, repository: Repository) -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        repository: Repository,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self._client = client.with_stats(client.new_stats())
         self._repository = repository
+        self._progress = progress
 
     @property
     def repository(self) -> Repository:
@@ -38,8 +44,20 @@ class RegistryTagSource:
             raise SourceUnavailableError(str(exc)) from exc
 
     async def resolve(self, tags: Sequence[str]) -> Mapping[str, HeadResult]:
-        """HEAD each tag (the client bounds concurrency); failures become results."""
-        results = await asyncio.gather(*(self._head(tag) for tag in tags))
+        """HEAD each tag (the client bounds concurrency); failures become results.
+
+        The progress callback, if any, hears ``(done, total)`` as the HEADs finish."""
+        done = 0
+
+        async def head(tag: str) -> HeadResult:
+            nonlocal done
+            result = await self._head(tag)
+            done += 1
+            if self._progress is not None:
+                self._progress(done, len(tags))
+            return result
+
+        results = await asyncio.gather(*(head(tag) for tag in tags))
         return dict(zip(tags, results, strict=True))
 
     async def _head(self, tag: str) -> HeadResult:

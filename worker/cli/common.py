@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +30,12 @@ from worker.converter import ValidationError
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILURE",
+    "EXIT_REGISTRY",
+    "EXIT_UNKNOWN",
     "BadInputError",
     "CommandError",
+    "RegistryCommandError",
+    "UnknownError",
     "amqp_url_option",
     "config_option",
     "database_url_option",
@@ -41,12 +47,15 @@ __all__ = [
     "prefix_option",
     "print_json",
     "print_rows",
+    "progress_reporter",
     "read_data",
     "run_on_database",
 ]
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3
+EXIT_REGISTRY = 4
 T = TypeVar("T")
 
 
@@ -54,11 +63,6 @@ class CommandError(click.ClickException):
     """A one-line error; ``exit_code`` says what kind."""
 
     exit_code = EXIT_FAILURE
-
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"imageledger: error: {self.format_message()}", err=True)
@@ -68,6 +72,18 @@ class BadInputError(CommandError):
     """A bad file, option or reference given by the operator."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class UnknownError(CommandError):
+    """The tag, image or node named is not known (exit status 3)."""
+
+    exit_code = EXIT_UNKNOWN
+
+
+class RegistryCommandError(CommandError):
+    """The registry could not answer (exit status 4)."""
+
+    exit_code = EXIT_REGISTRY
 
 
 def fail(message: str) -> NoReturn:
@@ -195,3 +211,33 @@ def run_on_database(url: str | None, action: Callable[[AsyncEngine], Awaitable[T
     except LedgerError as exc:
         where = safe_url(resolved)
         raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc
+
+
+def progress_reporter(
+    label: str = "rebuild", unit: str = "events", tty: bool | None = None, out: Any = None
+) -> Callable[[int, int], None]:
+    """A progress callback ``(done, total)`` on stderr: a redrawn bar on a terminal, a line
+    per 10% otherwise (logs and CI keep a readable record)."""
+    stream = out or sys.stderr
+    interactive = stream.isatty() if tty is None else tty
+    started = time.monotonic()
+    shown = {"tenth": -1}
+
+    def report(done: int, total: int) -> None:
+        fraction = done / total if total else 1.0
+        rate = done / max(time.monotonic() - started, 1e-9)
+        if interactive:
+            filled = int(fraction * 30)
+            bar = "#" * filled + "-" * (30 - filled)
+            end = "\n" if done >= total else ""
+            click.echo(f"\r{label} [{bar}] {done:,}/{total:,} {unit} {rate:,.0f}/s", nl=False,
+                       file=stream)  # fmt: skip
+            click.echo(end, nl=False, file=stream)
+            return
+        tenth = int(fraction * 10)
+        if tenth > shown["tenth"]:
+            shown["tenth"] = tenth
+            click.echo(f"{label}: {done:,}/{total:,} {unit} ({fraction:.0%}), {rate:,.0f}/s",
+                       file=stream)  # fmt: skip
+
+    return report

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 import click
 
 from worker.adapters import migrate
 from worker.adapters.database import safe_url
-from worker.adapters.rebuild import Progress, rebuild
-from worker.cli.common import database_url_option, json_option, print_json, run_on_database
+from worker.adapters.rebuild import rebuild
+from worker.cli.common import (
+    database_url_option,
+    json_option,
+    print_json,
+    progress_reporter,
+    run_on_database,
+)
 
 __all__ = ["migrate_command", "progress_reporter", "rebuild_command"]
 
@@ -32,33 +36,6 @@ def migrate_command(database_url: str, revision: str, as_json: bool) -> None:
         print_json({"database": safe_url(database_url), "revision": current})
         return
     click.echo(f"database {safe_url(database_url)} is at revision {current}")
-
-
-def progress_reporter(tty: bool | None = None, out: Any = None) -> Progress:
-    """A progress callback: a redrawn bar on a terminal, a line per 10% otherwise."""
-    stream = out or sys.stderr
-    interactive = stream.isatty() if tty is None else tty
-    started = time.monotonic()
-    shown = {"tenth": -1}
-
-    def report(done: int, total: int) -> None:
-        fraction = done / total if total else 1.0
-        rate = done / max(time.monotonic() - started, 1e-9)
-        if interactive:
-            filled = int(fraction * 30)
-            bar = "#" * filled + "-" * (30 - filled)
-            end = "\n" if done >= total else ""
-            click.echo(f"\rrebuild [{bar}] {done:,}/{total:,} events {rate:,.0f}/s", nl=False,
-                       file=stream)  # fmt: skip
-            click.echo(end, nl=False, file=stream)
-            return
-        tenth = int(fraction * 10)
-        if tenth > shown["tenth"]:
-            shown["tenth"] = tenth
-            click.echo(f"rebuild: {done:,}/{total:,} events ({fraction:.0%}), {rate:,.0f}/s",
-                       file=stream)  # fmt: skip
-
-    return report
 
 
 @click.command("rebuild")

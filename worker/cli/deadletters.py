@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -215,7 +216,7 @@ def purge_command(
 
 def _confirm(url: str | None, prefix: str, select: Selection) -> None:
     """Ask on the terminal; without one, refuse (exit 2)."""
-    if not click.get_text_stream("stdin").isatty():
+    if not sys.stdin.isatty():
         raise BadInputError("purge deletes dead letters for good: pass --yes (no terminal to ask)")
 
     async def action(queue: DeadLetterQueue) -> tuple[str, int]:

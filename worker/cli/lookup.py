@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from worker.adapters.explain_store import ExplainStore
-from worker.cli.common import BadInputError, CommandError, run_on_database
+from worker.cli.common import (
+    EXIT_UNKNOWN,
+    BadInputError,
+    UnknownError,
+    run_on_database,
+)
 from worker.domain.explain import ImageQuery, parse_image_query
 from worker.domain.references import InvalidReferenceError
 from worker.domain.targets import TagFacts
@@ -19,14 +24,7 @@ __all__ = [
     "short_digest",
 ]
 
-EXIT_UNKNOWN = 3
 T = TypeVar("T")
-
-
-class UnknownError(CommandError):
-    """The tag, image or node named is not known to the ledger (exit status 3)."""
-
-    exit_code = EXIT_UNKNOWN
 
 
 def parse_image(text: str, argument: str = "IMAGE") -> ImageQuery:

@@ -26,6 +26,7 @@ from worker.cli.common import (
     load_config,
     prefix_option,
     print_json,
+    progress_reporter,
 )
 from worker.config import Config
 from worker.domain.errors import ImageLedgerError
@@ -87,7 +88,9 @@ def refresh_command(
             click.echo(f"refresh requested (message id {message_id})")
         return
     config = load_config(config_path)
-    report = asyncio.run(_refresh_now(config, database_url))
+    report = asyncio.run(
+        _refresh_now(config, database_url, progress_reporter("refresh", "digests"))
+    )
     if as_json:
         click.echo(json.dumps(wire.converter.unstructure(report.summary), indent=2))
     else:
@@ -96,10 +99,12 @@ def refresh_command(
         raise CommandError("the registry could not be listed; the last known state stays")
 
 
-async def _refresh_now(config: Config, url: str | None) -> RefreshReport:
+async def _refresh_now(
+    config: Config, url: str | None, progress: Callable[[int, int], None]
+) -> RefreshReport:
     try:
         async with factory.application(config, url) as app:
-            return await app.refresh_now()
+            return await app.refresh_now(progress=progress)
     except LedgerError as exc:
         where = safe_url(resolve_database_url(url))
         raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc

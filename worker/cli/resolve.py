@@ -11,8 +11,12 @@ from worker import converter as wire
 from worker import factory
 from worker.adapters.database import LedgerError
 from worker.cli.common import (
-    EXIT_BAD_INPUT,
+    EXIT_REGISTRY,
+    EXIT_UNKNOWN,
+    BadInputError,
     CommandError,
+    RegistryCommandError,
+    UnknownError,
     config_option,
     database_url_option,
     fail,
@@ -31,8 +35,7 @@ from worker.domain.spawner import ImageClass, ResolvedImage
 
 __all__ = ["EXIT_REGISTRY", "EXIT_UNKNOWN_IMAGE", "resolve_command"]
 
-EXIT_UNKNOWN_IMAGE = 3
-EXIT_REGISTRY = 4
+EXIT_UNKNOWN_IMAGE = EXIT_UNKNOWN
 
 
 async def _resolve(
@@ -47,11 +50,11 @@ async def _resolve(
             assert cls is not None
             return await app.resolver.for_class(ImageClass(cls))
     except InvalidDockerReferenceError as exc:
-        raise CommandError(str(exc), EXIT_BAD_INPUT) from exc
+        raise BadInputError(str(exc)) from exc
     except UnknownImageError as exc:
-        raise CommandError(str(exc), EXIT_UNKNOWN_IMAGE) from exc
+        raise UnknownError(str(exc)) from exc
     except RegistryUnavailableError as exc:
-        raise CommandError(str(exc), EXIT_REGISTRY) from exc
+        raise RegistryCommandError(str(exc)) from exc
     except (ImageLedgerError, LedgerError) as exc:
         raise CommandError(str(exc)) from exc
 
