@@ -31,10 +31,11 @@ async def _planned_and_log(url: str) -> tuple[set[tuple[str, str]], list[tuple[s
     engine = make_engine(url)
     try:
         log = EventLog(engine)
-        async with WorkStore(log).transaction() as unit:
-            snapshot = await unit.plan_input()
         settings = PrepullSettings(in_flight_per_node=10)  # B comes first on node2
-        plan = plan_prepulls(snapshot, settings, datetime.now(tz=UTC))
+        now = datetime.now(tz=UTC)
+        async with WorkStore(log).transaction() as unit:
+            snapshot = await unit.plan_input(settings, now)
+        plan = plan_prepulls(snapshot, settings, now)
         events = [e for e in await log.read() if e.event.TYPE == "prepull.unparked"]
         return (
             {(r.node, r.target.digest) for r in plan.requests},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
+
 from worker.domain.events import PrepullFailed, PrepullParked, PrepullRequested
 from worker.domain.prepull import (
     PairState,
@@ -12,6 +14,7 @@ from worker.domain.prepull import (
     PrepullTarget,
     backoff_delay,
     complete_message_id,
+    full_snapshot,
     plan_prepulls,
     request_message_id,
 )
@@ -32,7 +35,7 @@ TARGETS = (DAILY, WEEKLY_OLD, RECOMMENDED, WEEKLY)
 
 
 def snapshot(nodes: tuple[str, ...], *pairs: PairState) -> PlanInput:
-    return PlanInput(TARGETS, nodes, {(p.node, p.digest): p for p in pairs})
+    return full_snapshot(TARGETS, nodes, {(p.node, p.digest): p for p in pairs})
 
 
 def pairs_of(plan: object) -> list[tuple[str, str]]:
@@ -94,13 +97,13 @@ def test_failed_pair_retries_after_exponential_backoff() -> None:
     assert backoff_delay(40, settings) == settings.max_backoff
     failed = PairState("a", "sha256:w1", state="failed", requests=2, failures=2, finished_at=NOW)
     early = plan_prepulls(
-        PlanInput((RECOMMENDED,), ("a",), {("a", "sha256:w1"): failed}),
+        full_snapshot((RECOMMENDED,), ("a",), {("a", "sha256:w1"): failed}),
         settings,
         NOW + timedelta(seconds=119),
     )
     assert early.requests == ()
     ready = plan_prepulls(
-        PlanInput((RECOMMENDED,), ("a",), {("a", "sha256:w1"): failed}),
+        full_snapshot((RECOMMENDED,), ("a",), {("a", "sha256:w1"): failed}),
         settings,
         NOW + timedelta(minutes=2),
     )
@@ -111,7 +114,7 @@ def test_max_attempts_parks_the_pair_and_parked_pairs_get_nothing() -> None:
     settings = PrepullSettings(max_attempts=3)
     failed = PairState("a", "sha256:w1", state="failed", requests=3, failures=3, finished_at=NOW)
     plan = plan_prepulls(
-        PlanInput((RECOMMENDED,), ("a",), {("a", "sha256:w1"): failed}),
+        full_snapshot((RECOMMENDED,), ("a",), {("a", "sha256:w1"): failed}),
         settings,
         NOW + timedelta(days=1),
     )
@@ -120,7 +123,7 @@ def test_max_attempts_parks_the_pair_and_parked_pairs_get_nothing() -> None:
     assert plan.parked == 1
     parked = PairState("a", "sha256:w1", state="parked", requests=3, failures=3)
     again = plan_prepulls(
-        PlanInput((RECOMMENDED,), ("a",), {("a", "sha256:w1"): parked}), settings, NOW
+        full_snapshot((RECOMMENDED,), ("a",), {("a", "sha256:w1"): parked}), settings, NOW
     )
     assert again.facts == ()
     assert again.requests == ()
@@ -130,7 +133,7 @@ def test_a_failure_is_not_present_and_blocks_completion() -> None:
     ok = PairState("a", "sha256:w1", present=True)
     failed = PairState("b", "sha256:w1", state="failed", failures=1, finished_at=NOW)
     plan = plan_prepulls(
-        PlanInput((RECOMMENDED,), ("a", "b"), {(p.node, p.digest): p for p in (ok, failed)}),
+        full_snapshot((RECOMMENDED,), ("a", "b"), {(p.node, p.digest): p for p in (ok, failed)}),
         PrepullSettings(),
         NOW,
     )
@@ -141,7 +144,7 @@ def test_complete_when_every_eligible_node_holds_the_digest() -> None:
     pairs = {(n, "sha256:w1"): PairState(n, "sha256:w1", present=True) for n in ("a", "b")}
     pairs[("c", "sha256:w1")] = PairState("c", "sha256:w1")  # ineligible node lacks it
     plan = plan_prepulls(
-        PlanInput((RECOMMENDED, WEEKLY), ("a", "b"), pairs), PrepullSettings(), NOW
+        full_snapshot((RECOMMENDED, WEEKLY), ("a", "b"), pairs), PrepullSettings(), NOW
     )
     assert plan.complete == (RECOMMENDED,)
     assert complete_message_id(RECOMMENDED) == complete_message_id(RECOMMENDED)
@@ -155,3 +158,16 @@ def test_planning_is_deterministic() -> None:
     # a digest that vanished after a success is requested again under a new id
     again = next(r for r in first.requests if r.node == "b")
     assert (again.request_number, again.attempt) == (2, 1)
+
+
+def test_a_complete_image_already_announced_is_not_announced_again() -> None:
+    pairs = {(n, "sha256:w1"): PairState(n, "sha256:w1", present=True) for n in ("a", "b")}
+    snapshot = full_snapshot((RECOMMENDED, WEEKLY), ("a", "b"), pairs)
+    announced = attrs.evolve(snapshot, announced=frozenset({complete_message_id(RECOMMENDED)}))
+    assert plan_prepulls(announced, PrepullSettings(), NOW).complete == ()
+
+
+def test_only_listed_pairs_are_requested() -> None:
+    """A narrowed snapshot (as the store reads it) requests nothing it does not list."""
+    listed = PlanInput(TARGETS, ("a", "b"), {("b", "sha256:w1"): PairState("b", "sha256:w1")})
+    assert pairs_of(plan_prepulls(listed, PrepullSettings(), NOW)) == [("b", "recommended")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,7 +27,17 @@ from worker.domain.inventory import Presence
 from worker.domain.ledger import NodeRow
 from worker.domain.messages import Outgoing
 from worker.domain.node_observation import KnownNode
-from worker.domain.prepull import Fact, PairState, PlanInput, PrepullTarget
+from worker.domain.prepull import (
+    Fact,
+    PairState,
+    PlanInput,
+    PrepullSettings,
+    PrepullTarget,
+    busy_nodes,
+    complete_message_id,
+    pull_order,
+    request_window,
+)
 
 __all__ = ["LedgerStatus", "WorkStore", "WorkUnit"]
 
@@ -36,11 +46,49 @@ _TARGETS = (
     " WHERE pull AND digest IS NOT NULL ORDER BY position, tag"
 )
 _ELIGIBLE = "SELECT node FROM ledger.nodes WHERE eligible AND gone_at IS NULL ORDER BY node"
-_PAIRS = (
+_ACTIVE = (
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
     " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag"
-    " FROM ledger.node_images WHERE digest = ANY($1::text[]) OR prepull_state = 'requested'"
+    " FROM ledger.node_images"
+    " WHERE prepull_state = 'requested' OR (prepull_state = 'failed' AND digest = ANY($1::text[]))"
 )
+_ANNOUNCED = "SELECT message_id FROM ledger.outbox WHERE message_id = ANY($1::text[])"
+_HELD = (
+    "SELECT p.digest FROM ledger.image_presence p"
+    " WHERE p.digest = ANY($1::text[]) AND p.eligible_nodes >= $2"
+)
+# The pairs without pending state that a plan may request, within prepull.request_window:
+# per node its first (cap - busy) in target order, then the first `total` in (target, node)
+# order. Targets held everywhere are left out: nothing to request there.
+_CANDIDATES = """
+WITH target AS (
+    SELECT t.digest, t.ord FROM unnest($1::text[]) WITH ORDINALITY AS t(digest, ord)
+),
+room AS (
+    SELECT n.node, $4::integer - coalesce(b.busy, 0) AS room
+    FROM ledger.nodes n
+    LEFT JOIN unnest($2::text[], $3::integer[]) AS b(node, busy) ON b.node = n.node
+    WHERE n.eligible AND n.gone_at IS NULL AND $4::integer > coalesce(b.busy, 0)
+),
+missing AS (
+    SELECT r.node, t.digest, t.ord,
+           row_number() OVER (PARTITION BY r.node ORDER BY t.ord) AS k, r.room
+    FROM target t CROSS JOIN room r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM ledger.node_images ni
+        WHERE ni.node = r.node AND ni.digest = t.digest
+          AND (ni.present OR ni.prepull_state IN ('requested', 'failed', 'parked'))
+    )
+)
+SELECT m.node, m.digest, false, ni.prepull_state, coalesce(ni.prepull_requests, 0),
+       coalesce(ni.prepull_failures, 0), ni.prepull_deadline, ni.prepull_finished_at,
+       ni.registry, ni.repository, ni.tag
+FROM missing m
+LEFT JOIN ledger.node_images ni ON ni.node = m.node AND ni.digest = m.digest
+WHERE m.k <= m.room
+ORDER BY m.ord, m.node
+LIMIT $5
+"""
 _PRESENCE = (
     "SELECT node, digest, present, observed_at, source FROM ledger.node_images"
     " WHERE node = ANY($1::text[]) AND present IS NOT NULL"
@@ -84,16 +132,26 @@ class WorkUnit:
             for row in rows
         }
 
-    async def plan_input(self) -> PlanInput:
-        """The planning snapshot: targets in display order, eligible nodes, pairs."""
+    async def plan_input(self, settings: PrepullSettings, now: datetime) -> PlanInput:
+        """The planning snapshot: targets in display order, eligible nodes, the pairs in
+        flight or failed, the pairs the plan may request, and the complete digests."""
         db = self._tx.driver
         async with translate_errors("read the prepull state"):
             targets = tuple(PrepullTarget(*r) for r in await db.fetch(_TARGETS))
             nodes = tuple(r[0] for r in await db.fetch(_ELIGIBLE))
-            digests = sorted({t.digest for t in targets})
-            records = await db.fetch(_PAIRS, digests)
-        pairs = {(r[0], r[1]): PairState(*r) for r in records}
-        return PlanInput(targets, nodes, pairs)
+            order = [t.digest for t in pull_order(targets)]
+            active = [PairState(*r) for r in await db.fetch(_ACTIVE, order)]
+            held = {r[0] for r in await db.fetch(_HELD, order, len(nodes))} if nodes else set()
+            busy = busy_nodes(active, settings, now)
+            per_node, total = request_window(settings)
+            wanted = [d for d in order if d not in held]
+            records = await db.fetch(
+                _CANDIDATES, wanted, list(busy), list(busy.values()), per_node, total
+            )
+            ids = [complete_message_id(t) for t in pull_order(targets) if t.digest in held]
+            announced = {r[0] for r in await db.fetch(_ANNOUNCED, ids)} if ids else set()
+        pairs = {(p.node, p.digest): p for p in (*active, *(PairState(*r) for r in records))}
+        return PlanInput(targets, nodes, pairs, frozenset(held), frozenset(announced))
 
     async def parked_pairs(self, nodes: Iterable[str]) -> list[PairState]:
         """The parked (node, digest) pairs of these nodes."""

@@ -148,6 +148,12 @@ node_images = Table(
     Column("repository", Key),
     Column("tag", Key),
     Index("ix_node_images_digest", "digest"),
+    Index(
+        "ix_node_images_pending",
+        "node",
+        "digest",
+        postgresql_where=text("prepull_state IN ('requested', 'failed')"),
+    ),
     postgresql_with={"fillfactor": 70},
 )
 

@@ -2,9 +2,14 @@
 
 Pure rules over a snapshot of the projections taken inside the ledger transaction: the
 prepull targets in display order (recommended first, then type order, newest first), the
-eligible nodes, and what is known of each (node, digest) pair. Keys and message ids are
+eligible nodes, and the (node, digest) pairs the plan may act on. Keys and message ids are
 derived from the pair and its request count, so planning twice from the same state yields
 the same facts and the same messages (DOMAIN.md differences 4 and 5).
+
+The snapshot need not list the whole (target x node) matrix: ``full_snapshot`` builds that
+(the specification), and a store may list only the pairs in flight or failed plus the first
+pairs ``_requests`` could pick (``busy_nodes`` and ``request_window`` say which); both give
+the same plan.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ __all__ = [
     "PrepullSettings",
     "PrepullTarget",
     "backoff_delay",
+    "busy_nodes",
     "complete_message_id",
+    "full_snapshot",
     "plan_prepulls",
+    "pull_order",
     "request_message_id",
 ]
 
@@ -105,7 +113,31 @@ class PlanInput:
     targets: tuple[PrepullTarget, ...] = ()
     eligible_nodes: tuple[str, ...] = ()
     pairs: Mapping[Pair, PairState] = field(factory=dict)
-    """Every pair of a target digest, and every pair with a request in flight."""
+    """The pairs the plan may act on: every pair in flight, every failed pair of a target
+    digest, and every pair it may request (a pair not listed gets no request)."""
+    held_everywhere: frozenset[str] = frozenset()
+    """Target digests that every eligible node holds (the image is complete)."""
+    announced: frozenset[str] = frozenset()
+    """``message_id`` of the ``prepull.complete`` messages already written (not again)."""
+
+
+def full_snapshot(
+    targets: Sequence[PrepullTarget],
+    eligible_nodes: Sequence[str],
+    known: Mapping[Pair, PairState],
+) -> PlanInput:
+    """The snapshot over the whole matrix: every (eligible node, target digest) pair listed
+    (those never seen with no state), plus the known pairs, and which digests every
+    eligible node holds."""
+    pairs = dict(known)
+    digests = {t.digest for t in targets}
+    for node in eligible_nodes:
+        for digest in digests:
+            pairs.setdefault((node, digest), PairState(node, digest))
+    held = frozenset(
+        d for d in digests if eligible_nodes and all(pairs[(n, d)].present for n in eligible_nodes)
+    )
+    return PlanInput(tuple(targets), tuple(eligible_nodes), pairs, held)
 
 
 @frozen
@@ -227,6 +259,26 @@ def _parks(
     return facts
 
 
+def busy_nodes(
+    in_flight: Sequence[PairState], settings: PrepullSettings, now: datetime
+) -> dict[str, int]:
+    """Requests each node has in flight that will not time out at ``now`` (what counts
+    against its cap in this plan)."""
+    return dict(
+        Counter(
+            p.node for p in in_flight if p.in_flight and (p.deadline is None or p.deadline > now)
+        )
+    )
+
+
+def request_window(settings: PrepullSettings) -> tuple[int, int]:
+    """What a narrowed snapshot must list of the pairs without state that the plan may
+    request: per node its first ``per node`` (cap minus its busy count) in target order,
+    then the first ``total`` of those in (target, node) order. ``_requests`` picks greedily
+    in that order within the same caps, so it never picks a pair beyond that window."""
+    return settings.in_flight_per_node, settings.in_flight_total
+
+
 def _requests(
     snapshot: PlanInput, pairs: Mapping[Pair, PairState], settings: PrepullSettings, now: datetime
 ) -> list[PlannedRequest]:
@@ -234,21 +286,28 @@ def _requests(
     per_node = Counter(p.node for p in pairs.values() if p.in_flight)
     total = sum(per_node.values())
     planned: list[PlannedRequest] = []
-    nodes = sorted(set(snapshot.eligible_nodes))
-    for target in _unique(snapshot.targets):
-        for node in nodes:
-            if total >= settings.in_flight_total:
-                return planned
-            pair = pairs.get((node, target.digest))
-            if per_node[node] >= settings.in_flight_per_node or not _wants(pair, settings, now):
-                continue
-            number = (pair.requests if pair else 0) + 1
-            attempt = (pair.failures if pair else 0) + 1
-            deadline = now + settings.timeout
-            planned.append(PlannedRequest(target, node, attempt, number, deadline))
-            per_node[node] += 1
-            total += 1
+    order = pull_order(snapshot.targets)
+    rank = {t.digest: i for i, t in enumerate(order)}
+    eligible = set(snapshot.eligible_nodes)
+    listed = sorted((rank[d], n) for n, d in pairs if d in rank and n in eligible)
+    for position, node in listed:
+        if total >= settings.in_flight_total:
+            break
+        target = order[position]
+        pair = pairs[(node, target.digest)]
+        if per_node[node] >= settings.in_flight_per_node or not _wants(pair, settings, now):
+            continue
+        number, attempt = pair.requests + 1, pair.failures + 1
+        deadline = now + settings.timeout
+        planned.append(PlannedRequest(target, node, attempt, number, deadline))
+        per_node[node] += 1
+        total += 1
     return planned
+
+
+def pull_order(targets: Sequence[PrepullTarget]) -> list[PrepullTarget]:
+    """Targets in display order, one per digest (the first wins): the order prepulls go."""
+    return _unique(targets)
 
 
 def _unique(targets: Sequence[PrepullTarget]) -> list[PrepullTarget]:
@@ -283,17 +342,19 @@ def plan_prepulls(snapshot: PlanInput, settings: PrepullSettings, now: datetime)
 
     Ineligible nodes get nothing (difference 5); parked pairs get nothing until unparked;
     an image is complete when every eligible node holds its digest (and there is one).
+    Only pairs the snapshot lists are acted on (``PlanInput.pairs``).
     """
     pairs = dict(snapshot.pairs)
     by_digest = {t.digest: t for t in reversed(_unique(snapshot.targets))}
     timeouts = _timeouts(pairs, by_digest, now)
     parks = _parks(pairs, by_digest, settings, now)
     requests = _requests(snapshot, pairs, settings, now)
-    nodes = set(snapshot.eligible_nodes)
     complete = tuple(
         t
         for t in _unique(snapshot.targets)
-        if nodes and all((p := pairs.get((n, t.digest))) is not None and p.present for n in nodes)
+        if snapshot.eligible_nodes
+        and t.digest in snapshot.held_everywhere
+        and complete_message_id(t) not in snapshot.announced
     )
     facts = (*timeouts, *parks, *(_request_fact(r, now) for r in requests))
     return Plan(facts, tuple(requests), complete, len(timeouts), len(parks))

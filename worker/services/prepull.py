@@ -49,8 +49,9 @@ log = structlog.get_logger("imageledger.prepull")
 class PrepullLedger(NodeLedger, Protocol):
     """The unit of work of one batch: reads for decisions, appends, the outbox."""
 
-    async def plan_input(self) -> PlanInput:
-        """Targets in display order, eligible nodes, and the state of each pair."""
+    async def plan_input(self, settings: PrepullSettings, now: datetime) -> PlanInput:
+        """Targets in display order, eligible nodes, and the pairs a plan at ``now`` may
+        act on (``PlanInput.pairs``), with the digests every eligible node holds."""
 
     async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
         """Store outbound messages in this transaction; returns how many were new."""
@@ -165,7 +166,7 @@ async def plan_and_announce(
     unit: PrepullLedger, settings: PrepullSettings, now: datetime
 ) -> BatchReport:
     """Plan at ``now`` inside the unit: append the plan's facts, write its messages."""
-    snapshot = await unit.plan_input()
+    snapshot = await unit.plan_input(settings, now)
     plan = plan_prepulls(snapshot, settings, now)
     appended = await unit.append(plan.facts)
     written = await unit.write_outbox(_outgoing(plan, snapshot.eligible_nodes, now))
