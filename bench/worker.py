@@ -49,12 +49,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from worker.adapters import migrate  # noqa: E402
 from worker.adapters.broker import Broker, BrokerSettings  # noqa: E402
 from worker.adapters.database import make_engine  # noqa: E402
+from worker.config import QueueConfig  # noqa: E402
 from worker.converter import encode_message  # noqa: E402
 from worker.domain.messages import PodCompleted  # noqa: E402
 from worker.domain.references import DockerReference  # noqa: E402
 
 TARGETS = {"ratio": 0.6, "peak_rss_mb": 250}
-PREFETCH, BATCH, BATCH_SECONDS = 200, 100, 0.05
+QUEUE = QueueConfig()
+"""Production batching (the ``queue:`` defaults); both loops use the same."""
 KEY = "prepull.pod_completed"
 _COMPLETIONS = (
     "SELECT count(*) FROM ledger.events WHERE type IN ('prepull.succeeded', 'prepull.failed')"
@@ -138,6 +140,7 @@ async def bench_worker(
     base: str,
     amqp: str,
     batch: list[tuple[str, bytes]],
+    settings: QueueConfig,
     log_path: Path,
     profile: Path | None = None,
 ) -> dict[str, Any]:
@@ -157,7 +160,9 @@ async def bench_worker(
         await publish(connection, prefix, KEY, batch)
         config = log_path.with_suffix(".config.json")
         source = {"type": "docker", "registry": "127.0.0.1:9", "repository": "a/b"}
-        config.write_text(json.dumps({"images": {"source": source}}))
+        queue = {"prefetch": settings.prefetch, "batchSize": settings.batch_size,
+                 "batchTimeout": f"{settings.batch_timeout.total_seconds()}s"}  # fmt: skip
+        config.write_text(json.dumps({"images": {"source": source}, "queue": queue}))
         env = {
             **os.environ,
             "IMAGELEDGER_CONFIG": str(config),
@@ -224,7 +229,9 @@ async def _delete_topology(connection: AbstractRobustConnection, broker: Broker)
             await channel.exchange_delete(exchange.name)
 
 
-async def bench_ceiling(base: str, amqp: str, batch: list[tuple[str, bytes]]) -> dict[str, Any]:
+async def bench_ceiling(
+    base: str, amqp: str, batch: list[tuple[str, bytes]], settings: QueueConfig
+) -> dict[str, Any]:
     """Consume, one multi-row INSERT per batch, ack multiple: nothing else."""
     name = f"il_bench_ceiling_{uuid.uuid4().hex[:8]}"
     queue_name = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
@@ -239,7 +246,7 @@ async def bench_ceiling(base: str, amqp: str, batch: list[tuple[str, bytes]]) ->
             )
         await publish(connection, "", queue_name, batch)
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=PREFETCH)
+        await channel.set_qos(prefetch_count=settings.prefetch)
         queue = await channel.declare_queue(queue_name, passive=True)
         buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         tag = await queue.consume(buffer.put)
@@ -249,8 +256,8 @@ async def bench_ceiling(base: str, amqp: str, batch: list[tuple[str, bytes]]) ->
             items = [await buffer.get()]
             if not started:
                 started, cpu_start = time.perf_counter(), time.process_time()
-            deadline = time.monotonic() + BATCH_SECONDS
-            while len(items) < BATCH:
+            deadline = time.monotonic() + settings.batch_timeout.total_seconds()
+            while len(items) < settings.batch_size:
                 try:
                     items.append(await asyncio.wait_for(buffer.get(), deadline - time.monotonic()))
                 except TimeoutError:
@@ -283,10 +290,11 @@ async def bench_ceiling(base: str, amqp: str, batch: list[tuple[str, bytes]]) ->
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """Run both loops on the same messages, ceiling first, and compare."""
     batch = messages(args.messages)
-    ceiling = await bench_ceiling(args.database_url, args.amqp_url, batch)
+    settings = QueueConfig(batch_size=args.batch_size, prefetch=args.prefetch)
+    ceiling = await bench_ceiling(args.database_url, args.amqp_url, batch, settings)
     print(json.dumps({"ceiling": ceiling}), flush=True)
     worker = await bench_worker(
-        args.database_url, args.amqp_url, batch, Path(args.worker_log), args.profile
+        args.database_url, args.amqp_url, batch, settings, Path(args.worker_log), args.profile
     )
     print(json.dumps({"worker": worker}), flush=True)
     ratio = worker["messages_per_second"] / ceiling["messages_per_second"]
@@ -298,7 +306,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "targets": TARGETS,
         "ratio_pass": ratio >= TARGETS["ratio"],
         "peak_rss_pass": worker["peak_rss_mb"] < TARGETS["peak_rss_mb"],
-        "settings": {"prefetch": PREFETCH, "batch_size": BATCH, "batch_timeout_s": BATCH_SECONDS},
+        "settings": {
+            "prefetch": settings.prefetch,
+            "batch_size": settings.batch_size,
+            "batch_timeout_s": settings.batch_timeout.total_seconds(),
+        },
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "run_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
@@ -313,6 +325,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--worker-log", default="/tmp/imageledger-bench-worker.log")
     parser.add_argument("--profile", type=Path, help="Run the worker under cProfile, stats here.")
+    parser.add_argument("--batch-size", type=int, default=QUEUE.batch_size, help="Both loops.")
+    parser.add_argument("--prefetch", type=int, default=QUEUE.prefetch, help="Both loops.")
     return parser.parse_args()
 
 

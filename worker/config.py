@@ -151,11 +151,11 @@ class PrepullConfig:
 class QueueConfig:
     """Our own ``queue:`` section: how the worker batches and retries RabbitMQ messages."""
 
-    batch_size: int = field(default=100, validator=validators.ge(1))
+    batch_size: int = field(default=500, validator=validators.ge(1))
     """Messages folded in one transaction at most."""
     batch_timeout: timedelta = field(default=timedelta(milliseconds=50), validator=_positive)
     """How long a batch waits for more messages after its first one."""
-    prefetch: int = field(default=200, validator=validators.ge(1))
+    prefetch: int = field(default=1000, validator=validators.ge(1))
     max_attempts: int = field(default=5, validator=validators.ge(1))
     """Handler attempts per message (bad data or a bug) before it is dead-lettered."""
     retry_delay: timedelta = field(default=timedelta(seconds=2), validator=_positive)

