@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from click.testing import CliRunner
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_eventlog_views import history
@@ -15,6 +16,11 @@ from worker.adapters.projections import load_state
 from worker.adapters.rebuild import rebuild
 from worker.cli.db import migrate_command, progress_reporter, rebuild_command
 
+INDEXES = text(
+    "SELECT indexname, indexdef FROM pg_indexes"
+    " WHERE schemaname = 'ledger' AND tablename = 'node_images' ORDER BY indexname"
+)
+
 
 async def test_rebuild_reports_progress_and_restores_the_projections(
     event_log: EventLog, engine: AsyncEngine
@@ -22,6 +28,7 @@ async def test_rebuild_reports_progress_and_restores_the_projections(
     await event_log.append(history())
     async with engine.connect() as connection:
         before = await load_state((await connection.get_raw_connection()).driver_connection)
+        indexes = (await connection.execute(INDEXES)).all()
     calls: list[tuple[int, int]] = []
     report = await rebuild(engine, chunk=3, progress=lambda d, t: calls.append((d, t)))
     assert report.events == len(history())
@@ -30,7 +37,9 @@ async def test_rebuild_reports_progress_and_restores_the_projections(
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     async with engine.connect() as connection:
         after = await load_state((await connection.get_raw_connection()).driver_connection)
+        assert (await connection.execute(INDEXES)).all() == indexes  # dropped and rebuilt
     assert after == before
+    assert len(indexes) == 3
 
 
 def test_progress_lines_without_a_terminal() -> None:

@@ -44,7 +44,11 @@ Progress = Callable[[int, int], None]
 log = structlog.get_logger(__name__)
 
 _IMAGES_KEY = "node_images_pkey"
-_IMAGES_BY_DIGEST = "ix_node_images_digest"
+_SECONDARY_INDEXES = f"""
+SELECT indexname, indexdef FROM pg_indexes
+WHERE schemaname = 'ledger' AND tablename = 'node_images' AND indexname <> '{_IMAGES_KEY}'
+ORDER BY indexname
+"""
 
 _REPOSITORY_EVENTS = """
 SELECT type, version, data FROM ledger.events
@@ -180,9 +184,15 @@ class _Staging:
         self.created = True
         for k in range(self.workers):
             nodes, images = self.tables(k)
+            # Only the primary keys (the fold's upserts need them): other indexes of the
+            # projections would be maintained for nothing.
             await self._execute(
-                f"CREATE UNLOGGED TABLE {nodes} (LIKE ledger.nodes INCLUDING ALL)",
-                f"CREATE UNLOGGED TABLE {images} (LIKE ledger.node_images INCLUDING ALL)",
+                f"CREATE UNLOGGED TABLE {nodes} (LIKE ledger.nodes INCLUDING DEFAULTS)"
+                " WITH (fillfactor = 70)",
+                f"ALTER TABLE {nodes} ADD PRIMARY KEY (node)",
+                f"CREATE UNLOGGED TABLE {images} (LIKE ledger.node_images INCLUDING DEFAULTS)"
+                " WITH (fillfactor = 70)",
+                f"ALTER TABLE {images} ADD PRIMARY KEY (node, digest)",
             )
 
     async def replay(self, k: int, head: int, chunk: int, tracker: _Tracker) -> int:
@@ -204,13 +214,16 @@ class _Staging:
     async def publish(self, db: Any) -> int:
         """Copy every partition's rows into the projection tables (in ``db``'s transaction).
 
-        ``ledger.node_images`` is large: its indexes are rebuilt after the copy rather than
-        maintained row by row (all inside the transaction, so readers never see them gone).
+        ``ledger.node_images`` is large: its indexes (whatever the migrations made them) are
+        rebuilt after the copy rather than maintained row by row (all inside the
+        transaction, so readers never see them gone).
         """
         copied = 0
         await db.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        indexes = await db.fetch(_SECONDARY_INDEXES)
         await db.execute(f"ALTER TABLE ledger.node_images DROP CONSTRAINT {_IMAGES_KEY}")
-        await db.execute(f"DROP INDEX ledger.{_IMAGES_BY_DIGEST}")
+        for index in indexes:
+            await db.execute(f"DROP INDEX ledger.{index['indexname']}")
         for k in range(self.workers):
             nodes, images = self.tables(k)
             for target, source in (("ledger.nodes", nodes), ("ledger.node_images", images)):
@@ -218,7 +231,8 @@ class _Staging:
                 copied += int(status.split()[-1])
         key = f"ADD CONSTRAINT {_IMAGES_KEY} PRIMARY KEY (node, digest)"
         await db.execute(f"ALTER TABLE ledger.node_images {key}")
-        await db.execute(f"CREATE INDEX {_IMAGES_BY_DIGEST} ON ledger.node_images (digest)")
+        for index in indexes:
+            await db.execute(index["indexdef"])
         return copied
 
     async def drop(self) -> None:
