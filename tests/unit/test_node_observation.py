@@ -94,3 +94,24 @@ def test_older_observation_does_not_overturn_labels_or_presence() -> None:
     newer = decide_node(None, inventory("sha256:a", at=AT + timedelta(hours=1)), "m1", RULES)
     old = inventory(at=AT, labels={"pool": "lab", "x": "y"})
     assert decide_node(newer.node, old, "m0", RULES).facts == ()
+
+
+def test_a_list_older_than_the_newest_complete_list_changes_nothing() -> None:
+    # A complete list at T+1h holds only a; a late list from T reports b (never seen) and
+    # omits a: the newer complete list already said what the node held, so nothing changes.
+    newer = decide_node(None, inventory("sha256:a", at=AT + timedelta(hours=1)), "m1", RULES)
+    assert newer.node.complete_at == AT + timedelta(hours=1)
+    late = decide_node(newer.node, inventory("sha256:b", at=AT), "m0", RULES)
+    assert late.facts == ()
+    stored = KnownNode("n1", {"pool": "lab"}, eligible=True, seen_at=AT, complete_at=AT)
+    assert decide_node(stored, inventory("sha256:b", at=AT - timedelta(1)), "m2", RULES).facts == ()
+    fresh = decide_node(stored, inventory("sha256:b", at=AT + timedelta(1)), "m3", RULES)
+    assert [type(f.event).__name__ for f in fresh.facts] == ["NodeInventoryObserved"]
+
+
+def test_a_truncated_list_does_not_move_the_complete_time() -> None:
+    full = [f"sha256:{i:02d}" for i in range(RULES.max_images)]
+    truncated = decide_node(None, inventory(*full, at=AT), "m1", RULES)
+    assert truncated.node.complete_at is None
+    late = decide_node(truncated.node, inventory("sha256:zz", at=AT - timedelta(1)), "m0", RULES)
+    assert late.facts  # no complete list recorded yet: the late list is news

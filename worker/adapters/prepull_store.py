@@ -128,6 +128,7 @@ class WorkUnit:
                 seen_at=row.seen_at,
                 gone=row.gone_at is not None,
                 presence=presence.get(row.node, {}),
+                complete_at=row.last_complete_at,
             )
             for row in rows
         }

@@ -59,15 +59,20 @@ def decide_inventory(
     entries: int,
     observed_at: datetime,
     max_images: int = DEFAULT_NODE_STATUS_MAX_IMAGES,
+    complete_at: datetime | None = None,
 ) -> InventoryChange:
     """Compare a kubelet image list with what is known of the node.
 
     A digest appears when it is reported and was not known present; it disappears only
     when the list is complete (not truncated, difference 10) and it was known present.
-    Facts observed later than this list are never overturned (difference 11).
+    Facts observed later than this list are never overturned (difference 11), and a list
+    observed before the node's newest recorded complete list (``complete_at``) changes
+    nothing: that complete list already said what the node held, digest by digest.
     """
     seen = frozenset(reported)
     truncated = is_truncated(entries, max_images)
+    if complete_at is not None and observed_at < complete_at:
+        return InventoryChange(frozenset(), frozenset(), truncated)
     appeared = frozenset(d for d in seen if _overturns(known.get(d), observed_at, present=True))
     disappeared: frozenset[str] = frozenset()
     if not truncated:

@@ -63,6 +63,8 @@ class KnownNode:
     seen_at: datetime | None = None
     gone: bool = False
     presence: Mapping[str, Presence] = field(factory=dict)
+    complete_at: datetime | None = None
+    """When the newest recorded complete (not truncated) kubelet list was observed."""
 
 
 @frozen
@@ -154,7 +156,9 @@ def _inventory(
     sizes = cached_digests(message.images)
     entries = len(message.images)
     at = message.observed_at
-    change = decide_inventory(known.presence, sizes, entries, at, rules.max_images)
+    change = decide_inventory(
+        known.presence, sizes, entries, at, rules.max_images, known.complete_at
+    )
     if change.empty:
         return None, known
     presence = dict(known.presence)
@@ -170,7 +174,10 @@ def _inventory(
         image_count=entries,
         occurred_at=at,
     )
-    return event, evolve(known, presence=presence)
+    complete_at = known.complete_at
+    if not change.truncated and (complete_at is None or at > complete_at):
+        complete_at = at
+    return event, evolve(known, presence=presence, complete_at=complete_at)
 
 
 def decide_node(
