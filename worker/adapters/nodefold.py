@@ -275,13 +275,19 @@ contributions AS (
             SELECT 1 FROM image_keys k WHERE k.node = li.node AND k.digest = li.digest
         )
     ) o
-    JOIN ledger.nodes n ON n.node = o.node
-    WHERE o.present AND n.eligible AND n.gone_at IS NULL
+    WHERE o.present AND EXISTS (
+        SELECT 1 FROM ledger.nodes n
+        WHERE n.node = o.node AND n.eligible AND n.gone_at IS NULL
+        OFFSET 0  -- one index probe per row, never a scan of every node
+    )
     UNION ALL
     SELECT ni.digest, 1
     FROM new_images ni
     LEFT JOIN new_nodes nn ON nn.node = ni.node
-    LEFT JOIN ledger.nodes n ON n.node = ni.node
+    LEFT JOIN LATERAL (
+        SELECT n.eligible, n.gone_at FROM ledger.nodes n WHERE n.node = ni.node
+        OFFSET 0  -- as above
+    ) n ON true
     WHERE ni.present AND CASE WHEN nn.node IS NOT NULL THEN nn.eligible AND nn.gone_at IS NULL
                               ELSE coalesce(n.eligible AND n.gone_at IS NULL, false) END
     UNION ALL
