@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.database import translate_errors
 
-__all__ = ["menu_rows", "prepull_status_rows"]
+__all__ = ["menu_rows", "node_status_rows", "prepull_status_rows"]
 
 _MENU = text(
     "SELECT registry, repository, section, position, tag, digest, reference, display_name,"
@@ -19,6 +19,16 @@ _STATUS = text(
     "SELECT registry, repository, tag, digest, display_name, display_position, eligible_nodes,"
     " present_nodes, missing_nodes, prepulled FROM dashboard.prepull_status"
     " ORDER BY registry, repository, display_position"
+)
+
+_NODES = text(
+    "SELECT n.node, n.eligible, n.comment,"
+    " count(q.tag) AS missing_count,"
+    " coalesce(array_agg(q.tag || CASE WHEN q.status = 'pending' THEN ''"
+    " ELSE ' (' || q.status || ')' END ORDER BY q.display_position, q.tag)"
+    " FILTER (WHERE q.tag IS NOT NULL), '{}') AS missing"
+    " FROM dashboard.nodes n LEFT JOIN dashboard.prepull_queue q ON q.node = n.node"
+    " WHERE n.current GROUP BY n.node, n.eligible, n.comment ORDER BY n.node"
 )
 
 
@@ -35,3 +45,9 @@ async def menu_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
 async def prepull_status_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
     """``dashboard.prepull_status``: per target image, eligible nodes present / missing."""
     return await _rows(engine, _STATUS, "read dashboard.prepull_status")
+
+
+async def node_status_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Per current node: eligibility (with the reason) and the target images it still lacks,
+    with their prepull state (from ``dashboard.nodes`` and ``dashboard.prepull_queue``)."""
+    return await _rows(engine, _NODES, "read dashboard.nodes and dashboard.prepull_queue")

@@ -21,9 +21,20 @@ def menu_command(database_url: str | None, as_json: bool) -> None:
 
 @click.command("status")
 @database_url_option
+@click.option(
+    "--nodes", "by_node", is_flag=True, help="Per node: eligibility and the images it lacks."
+)
 @json_option
-def status_command(database_url: str | None, as_json: bool) -> None:
-    """Prepull status per target image: eligible nodes that have it and that lack it."""
+def status_command(database_url: str | None, by_node: bool, as_json: bool) -> None:
+    """Prepull status per target image: eligible nodes that have it and that lack it.
+
+    With --nodes, per node: whether it is eligible (and why not) and which target images it
+    still lacks, each with its prepull state (in_flight, failed, parked; pending unmarked).
+    """
+    if by_node:
+        rows = run_on_database(database_url, dashboard.node_status_rows)
+        print_rows(rows, ["node", "eligible", "missing_count", "missing", "comment"], as_json)
+        return
     rows = run_on_database(database_url, dashboard.prepull_status_rows)
     columns = ["display_name", "prepulled", "present_nodes", "missing_nodes", "digest"]
     print_rows(rows, columns, as_json)
