@@ -140,16 +140,17 @@ class WorkUnit:
         async with translate_errors("read the prepull state"):
             targets = tuple(PrepullTarget(*r) for r in await db.fetch(_TARGETS))
             nodes = tuple(r[0] for r in await db.fetch(_ELIGIBLE))
-            order = [t.digest for t in pull_order(targets)]
-            active = [PairState(*r) for r in await db.fetch(_ACTIVE, order)]
-            held = {r[0] for r in await db.fetch(_HELD, order, len(nodes))} if nodes else set()
+            order = pull_order(targets)
+            digests = [t.digest for t in order]
+            active = [PairState(*r) for r in await db.fetch(_ACTIVE, digests)]
+            held = {r[0] for r in await db.fetch(_HELD, digests, len(nodes))} if nodes else set()
             busy = busy_nodes(active, settings, now)
             per_node, total = request_window(settings)
-            wanted = [d for d in order if d not in held]
+            wanted = [d for d in digests if d not in held]
             records = await db.fetch(
                 _CANDIDATES, wanted, list(busy), list(busy.values()), per_node, total
             )
-            ids = [complete_message_id(t) for t in pull_order(targets) if t.digest in held]
+            ids = [complete_message_id(t) for t in order if t.digest in held]
             announced = {r[0] for r in await db.fetch(_ANNOUNCED, ids)} if ids else set()
         pairs = {(p.node, p.digest): p for p in (*active, *(PairState(*r) for r in records))}
         return PlanInput(targets, nodes, pairs, frozenset(held), frozenset(announced))

@@ -280,13 +280,17 @@ def request_window(settings: PrepullSettings) -> tuple[int, int]:
 
 
 def _requests(
-    snapshot: PlanInput, pairs: Mapping[Pair, PairState], settings: PrepullSettings, now: datetime
+    snapshot: PlanInput,
+    order: Sequence[PrepullTarget],
+    pairs: Mapping[Pair, PairState],
+    settings: PrepullSettings,
+    now: datetime,
 ) -> list[PlannedRequest]:
-    """Requests in target order then node order, within the per-node and global caps."""
+    """Requests in target order (``order``: the pull order) then node order, within the
+    per-node and global caps."""
     per_node = Counter(p.node for p in pairs.values() if p.in_flight)
     total = sum(per_node.values())
     planned: list[PlannedRequest] = []
-    order = pull_order(snapshot.targets)
     rank = {t.digest: i for i, t in enumerate(order)}
     eligible = set(snapshot.eligible_nodes)
     listed = sorted((rank[d], n) for n, d in pairs if d in rank and n in eligible)
@@ -307,11 +311,6 @@ def _requests(
 
 def pull_order(targets: Sequence[PrepullTarget]) -> list[PrepullTarget]:
     """Targets in display order, one per digest (the first wins): the order prepulls go."""
-    return _unique(targets)
-
-
-def _unique(targets: Sequence[PrepullTarget]) -> list[PrepullTarget]:
-    """Targets in display order, one per digest (the first wins)."""
     seen: set[str] = set()
     out: list[PrepullTarget] = []
     for target in sorted(targets, key=lambda t: (t.position, t.tag)):
@@ -345,13 +344,14 @@ def plan_prepulls(snapshot: PlanInput, settings: PrepullSettings, now: datetime)
     Only pairs the snapshot lists are acted on (``PlanInput.pairs``).
     """
     pairs = dict(snapshot.pairs)
-    by_digest = {t.digest: t for t in reversed(_unique(snapshot.targets))}
+    order = pull_order(snapshot.targets)
+    by_digest = {t.digest: t for t in order}
     timeouts = _timeouts(pairs, by_digest, now)
     parks = _parks(pairs, by_digest, settings, now)
-    requests = _requests(snapshot, pairs, settings, now)
+    requests = _requests(snapshot, order, pairs, settings, now)
     complete = tuple(
         t
-        for t in _unique(snapshot.targets)
+        for t in order
         if snapshot.eligible_nodes
         and t.digest in snapshot.held_everywhere
         and complete_message_id(t) not in snapshot.announced
