@@ -19,9 +19,12 @@ from yarl import URL
 from worker.adapters.broker_consumer import BatchConsumer, BatchHandler, body_message_id
 from worker.adapters.broker_topology import (
     ATTEMPT_HEADER,
+    AUTHENTICATION_FAILED,
+    CONNECTION_LOST,
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
+    UNREACHABLE,
     BrokerError,
     BrokerMetrics,
     BrokerSettings,
@@ -56,16 +59,6 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "application/json"
-_UNREACHABLE = (aio_pika.exceptions.AMQPConnectionError, ConnectionError, OSError)
-_AUTHENTICATION = (
-    aio_pika.exceptions.AuthenticationError,
-    aio_pika.exceptions.ProbableAuthenticationError,
-)
-_LOST = (
-    aio_pika.exceptions.ChannelInvalidStateError,
-    aio_pika.exceptions.ChannelClosed,
-    *_UNREACHABLE,
-)
 
 log = structlog.get_logger(__name__)
 
@@ -125,9 +118,9 @@ class Broker:
                     reconnect_interval=self._settings.reconnect_delay.total_seconds(),
                     client_properties={"connection_name": f"imageledger {self._topology.exchange}"},
                 )
-            except _AUTHENTICATION as exc:
+            except AUTHENTICATION_FAILED as exc:
                 raise BrokerError(f"RabbitMQ at {safe_amqp_url(url)} refused login: {exc}") from exc
-            except _UNREACHABLE as exc:
+            except UNREACHABLE as exc:
                 if attempt == self._settings.connect_attempts:
                     raise BrokerUnavailableError(
                         f"RabbitMQ at {safe_amqp_url(url)} unreachable after {attempt} "
@@ -174,7 +167,7 @@ class Broker:
         )
         try:
             await self._exchange.publish(message, routing_key, mandatory=False)
-        except _LOST as exc:
+        except CONNECTION_LOST as exc:
             raise BrokerUnavailableError(f"cannot publish {routing_key}: {exc}") from exc
         except aio_pika.exceptions.AMQPError as exc:
             raise BrokerError(f"cannot publish {routing_key}: {exc}") from exc

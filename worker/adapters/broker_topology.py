@@ -18,11 +18,14 @@ from worker.domain.messages import NodeInventory, PodCompleted, RefreshRequested
 __all__ = [
     "AMQP_URL_ENV",
     "ATTEMPT_HEADER",
+    "AUTHENTICATION_FAILED",
+    "CONNECTION_LOST",
     "DEAD_AT_HEADER",
     "DEFAULT_AMQP_URL",
     "QUEUE_HEADER",
     "REASON_HEADER",
     "ROUTING_KEY_HEADER",
+    "UNREACHABLE",
     "BrokerError",
     "BrokerMetrics",
     "BrokerSettings",
@@ -36,6 +39,20 @@ __all__ = [
     "build_topology",
     "declare_topology",
 ]
+
+UNREACHABLE = (aio_pika.exceptions.AMQPConnectionError, ConnectionError, OSError)
+"""Errors of a broker that cannot be reached (connect, or a connection that broke)."""
+AUTHENTICATION_FAILED = (
+    aio_pika.exceptions.AuthenticationError,
+    aio_pika.exceptions.ProbableAuthenticationError,
+)
+"""Errors of a broker that refused the credentials."""
+CONNECTION_LOST = (
+    aio_pika.exceptions.ChannelInvalidStateError,
+    aio_pika.exceptions.ChannelClosed,
+    *UNREACHABLE,
+)
+"""Errors of an operation whose channel or connection went away."""
 
 AMQP_URL_ENV = "IMAGELEDGER_AMQP_URL"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -36,10 +36,13 @@ from worker.adapters.broker import safe_amqp_url
 from worker.adapters.broker_consumer import body_message_id
 from worker.adapters.broker_topology import (
     ATTEMPT_HEADER,
+    AUTHENTICATION_FAILED,
+    CONNECTION_LOST,
     DEAD_AT_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
+    UNREACHABLE,
     BrokerError,
     BrokerUnavailableError,
     build_topology,
@@ -62,16 +65,6 @@ _DEAD_LETTER_HEADERS = (
     "x-last-death-exchange",
     "x-last-death-queue",
     "x-last-death-reason",
-)
-_UNREACHABLE = (aio_pika.exceptions.AMQPConnectionError, ConnectionError, OSError)
-_AUTHENTICATION = (
-    aio_pika.exceptions.AuthenticationError,
-    aio_pika.exceptions.ProbableAuthenticationError,
-)
-_LOST = (
-    aio_pika.exceptions.ChannelInvalidStateError,
-    aio_pika.exceptions.ChannelClosed,
-    *_UNREACHABLE,
 )
 
 
@@ -225,9 +218,9 @@ class DeadLetterQueue:
                 timeout=10,
                 client_properties={"connection_name": f"imageledger dead-letters {self.name}"},
             )
-        except _AUTHENTICATION as exc:
+        except AUTHENTICATION_FAILED as exc:
             raise BrokerError(f"RabbitMQ at {where} refused login: {exc}") from exc
-        except (*_UNREACHABLE, TimeoutError) as exc:
+        except (*UNREACHABLE, TimeoutError) as exc:
             raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}") from exc
         try:
             with _translated(self._url):
@@ -378,7 +371,7 @@ def _translated(url: str) -> Iterator[None]:
     when the connection is lost)."""
     try:
         yield
-    except _LOST as exc:
+    except CONNECTION_LOST as exc:
         raise BrokerUnavailableError(f"lost RabbitMQ at {safe_amqp_url(url)}: {exc}") from exc
     except aio_pika.exceptions.AMQPError as exc:
         raise BrokerError(f"RabbitMQ at {safe_amqp_url(url)} refused: {exc}") from exc
