@@ -17,12 +17,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.database import ADMIN_URL
+from tests.support.database import pg_ctlcluster, postgres_ready
 from tests.support.rabbit import _rabbitmqctl, _reachable, queue_depth, wait_until
 from tests.support.worker_process import (
     WorkerProcess,
@@ -147,23 +146,11 @@ async def _rabbit_restart() -> None:
         await wait_until(_reachable, within=30, what="RabbitMQ back")
 
 
-async def _postgres_ready() -> bool:
-    try:
-        connection = await asyncpg.connect(ADMIN_URL, timeout=2)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await connection.close()
-    return True
-
-
 async def _postgres_restart() -> None:
-    process = await asyncio.create_subprocess_exec(
-        "pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"
-    )
     try:
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+        await pg_ctlcluster("restart", within=30)
     finally:
-        await wait_until(_postgres_ready, within=30, what="PostgreSQL back")
+        await wait_until(postgres_ready, within=30, what="PostgreSQL back")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.database import ADMIN_URL
+from tests.support.database import pg_ctlcluster, postgres_ready
 from tests.support.rabbit import queue_depth, wait_until
 from tests.support.worker_process import (
     completion_counts,
@@ -41,32 +41,16 @@ BEFORE, DURING = 200, 300
 pytestmark = pytest.mark.slow
 
 
-async def _pg_ctl(action: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", action
-    )
-    assert await asyncio.wait_for(process.wait(), 60) == 0, f"pg_ctlcluster {action} failed"
-
-
-async def _postgres_ready() -> bool:
-    try:
-        connection = await asyncpg.connect(ADMIN_URL, timeout=2)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await connection.close()
-    return True
-
-
 @asynccontextmanager
 async def postgres_stopped() -> AsyncIterator[None]:
     """PostgreSQL down for the block; always started again."""
     try:
-        await _pg_ctl("stop")
+        await pg_ctlcluster("stop")
         yield
     finally:
-        if not await _postgres_ready():
-            await _pg_ctl("start")
-        await wait_until(_postgres_ready, within=60, what="PostgreSQL back")
+        if not await postgres_ready():
+            await pg_ctlcluster("start")
+        await wait_until(postgres_ready, within=60, what="PostgreSQL back")
 
 
 @asynccontextmanager

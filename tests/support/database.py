@@ -156,3 +156,23 @@ async def reader_login(database_url: str) -> str:
     base, _, rest = raw_url(database_url).partition("://")
     host = rest.split("@", 1)[-1]
     return f"{base}://{READER_LOGIN}@{host}"
+
+
+async def postgres_ready() -> bool:
+    """Whether the test server accepts connections."""
+    try:
+        connection = await asyncpg.connect(ADMIN_URL, timeout=2)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+async def pg_ctlcluster(action: str, within: float = 60) -> None:
+    """``pg_ctlcluster`` ACTION (stop, start, restart) on this machine's cluster; fails the
+    test unless it succeeds within ``within`` seconds."""
+    process = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", action
+    )
+    code = await asyncio.wait_for(process.wait(), within)
+    assert code == 0, f"pg_ctlcluster {action} failed"
