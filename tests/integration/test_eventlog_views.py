@@ -8,15 +8,8 @@ from typing import Any
 import asyncpg
 
 from tests.support.database import raw_url
+from tests.support.derived import store_derived
 from tests.support.events import T0
-from worker.adapters.derived import (
-    image_rows,
-    menu_rows,
-    replace_images,
-    replace_menu,
-    replace_prepull_targets,
-    target_rows,
-)
 from worker.adapters.eventlog import EventLog
 from worker.domain.events import (
     CachedImage,
@@ -29,10 +22,9 @@ from worker.domain.events import (
     RequestCount,
     TagDiscovered,
 )
-from worker.domain.images import Repository, TagEntry, build_collection, parse_entries
-from worker.domain.menu import make_view
+from worker.domain.images import Repository
 from worker.domain.nodes import Node, Taint
-from worker.domain.policy import DropdownPolicy, PrepullPolicy, prepull_candidates
+from worker.domain.policy import PrepullPolicy
 
 REPO = Repository("registry.test", "lsst/sciplat")
 SOURCE: dict[str, Any] = {"registry": REPO.registry, "repository": REPO.repository}
@@ -63,16 +55,9 @@ def history() -> list[Event]:
 
 async def derive(log: EventLog) -> None:
     """What the lead's refresh will do: derive rows from the domain and store them."""
-    entries = [TagEntry(t, d) for t, d in TAGS.items()]
-    collection = build_collection(parse_entries(entries, POLICY.configured_aliases()))
-    candidates = prepull_candidates([i.parsed for i in collection.images], POLICY)
     nodes = [Node("node1", digests={A: 9, B: 8}), Node("node2", digests={A: 9}),
              Node("node3", taints=(Taint("gpu", "NoSchedule", "true"),))]  # fmt: skip
-    view = make_view(REPO, collection, candidates, POLICY, nodes, {}, ())
-    async with log.transaction() as tx:
-        await replace_images(tx, REPO, image_rows(collection))
-        await replace_prepull_targets(tx, REPO, target_rows(view))
-        await replace_menu(tx, REPO, menu_rows(view, DropdownPolicy(), T0))
+    await store_derived(log, REPO, TAGS, POLICY, nodes, T0)
 
 
 async def rows(url: str, sql: str) -> list[dict[str, Any]]:

@@ -10,14 +10,7 @@ from typing import Any
 import asyncpg
 
 from tests.support.database import raw_url
-from worker.adapters.derived import (
-    image_rows,
-    menu_rows,
-    replace_images,
-    replace_menu,
-    replace_prepull_targets,
-    target_rows,
-)
+from tests.support.derived import store_derived
 from worker.adapters.eventlog import EventLog
 from worker.domain.events import (
     CachedImage,
@@ -30,10 +23,9 @@ from worker.domain.events import (
     TagDiscovered,
     TagMoved,
 )
-from worker.domain.images import Repository, TagEntry, build_collection, parse_entries
-from worker.domain.menu import make_view
+from worker.domain.images import Repository
 from worker.domain.nodes import Node, Taint
-from worker.domain.policy import DropdownPolicy, PrepullPolicy, prepull_candidates
+from worker.domain.policy import PrepullPolicy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 REPO = Repository("registry.test", "lsst/sciplat")
@@ -85,17 +77,9 @@ def history() -> list[Event]:
 
 async def derive(log: EventLog) -> None:
     """The rows a refresh derives from the domain for the current tags."""
-    collection = build_collection(
-        parse_entries([TagEntry(t, d) for t, d in CURRENT.items()], POLICY.configured_aliases())
-    )
-    candidates = prepull_candidates([i.parsed for i in collection.images], POLICY)
     nodes = [Node("node1", digests={A: 9, D: 9}), Node("node2", digests={A: 9}),
              Node("node3", taints=(TAINT,))]  # fmt: skip
-    view = make_view(REPO, collection, candidates, POLICY, nodes, {}, ())
-    async with log.transaction() as tx:
-        await replace_images(tx, REPO, image_rows(collection))
-        await replace_prepull_targets(tx, REPO, target_rows(view))
-        await replace_menu(tx, REPO, menu_rows(view, DropdownPolicy(), NOW))
+    await store_derived(log, REPO, CURRENT, POLICY, nodes, NOW)
 
 
 async def test_readme_queries_answer_as_the_reader(event_log: EventLog, reader_login: str) -> None:

@@ -15,15 +15,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support.derived import store_derived
 from worker.adapters.database import make_engine
-from worker.adapters.derived import (
-    image_rows,
-    menu_rows,
-    replace_images,
-    replace_menu,
-    replace_prepull_targets,
-    target_rows,
-)
 from worker.adapters.eventlog import EventLog
 from worker.domain.events import (
     CachedImage,
@@ -39,11 +32,10 @@ from worker.domain.events import (
     TagRemoved,
     TagResolved,
 )
-from worker.domain.images import Repository, TagEntry, build_collection, parse_entries
-from worker.domain.menu import make_view
+from worker.domain.images import Repository
 from worker.domain.node_observation import OUTSIDE_SELECTOR
 from worker.domain.nodes import Node, Taint
-from worker.domain.policy import DropdownPolicy, PrepullPolicy, prepull_candidates
+from worker.domain.policy import PrepullPolicy
 
 __all__ = ["REPO", "SOURCE", "T0", "A", "B", "C", "D", "at", "build", "minutes", "scenario"]
 
@@ -134,15 +126,8 @@ def scenario() -> list[Event]:
 
 async def derive(log: EventLog) -> None:
     """What a refresh stores beside the events: images, prepull targets and the menu."""
-    entries = [TagEntry(t, d) for t, d in TAGS.items()]
-    collection = build_collection(parse_entries(entries, POLICY.configured_aliases()))
-    candidates = prepull_candidates([i.parsed for i in collection.images], POLICY)
     nodes = [Node(f"node{n}", labels=SELECTOR) for n in (1, 2, 5)]
-    view = make_view(REPO, collection, candidates, POLICY, nodes, SELECTOR, ())
-    async with log.transaction() as tx:
-        await replace_images(tx, REPO, image_rows(collection))
-        await replace_prepull_targets(tx, REPO, target_rows(view))
-        await replace_menu(tx, REPO, menu_rows(view, DropdownPolicy(), T0))
+    await store_derived(log, REPO, TAGS, POLICY, nodes, T0, SELECTOR)
 
 
 async def append(url: str, events: list[Event]) -> None:
