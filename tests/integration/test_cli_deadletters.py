@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from attrs import frozen
 from click.testing import CliRunner, Result
 
+from tests.support.cli import ENTRY
 from tests.support.rabbit import drain, publish_raw, queue_depth, wait_until
 from worker.adapters.broker import (
     ATTEMPT_HEADER,
@@ -234,7 +234,7 @@ async def test_replay_republishes_under_the_original_routing_key_then_acks(
 def _purge_on_a_terminal(poisoned: Poisoned, answer: str) -> tuple[int, str, str]:
     """``dead-letters purge --all`` with a terminal as stdin, answering the question."""
     controller, terminal = os.openpty()
-    command = [sys.executable, "-c", "from worker.cli import run; run()", "dead-letters"]
+    command = [*ENTRY, "dead-letters"]
     where = ["--amqp-url", poisoned.url, "--prefix", poisoned.prefix]
     try:
         process = subprocess.Popen(

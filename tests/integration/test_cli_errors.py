@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import ENTRY
 from tests.support.database import url_for
 from tests.support.net import free_port
 from tests.support.worker_process import write_config
 
-ENTRY = [sys.executable, "-c", "from worker.cli import run; run()"]
 BAD_INPUT = 2
 FAILURE = 1
 SECRET = "s3cret-pw"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.cli import run_cli
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry, client_for
 from worker.adapters.broker import Broker, BrokerSettings
@@ -252,17 +251,6 @@ async def test_concurrent_refreshes_of_one_repository_are_serialized(
     assert Repository(registry.host, REPO) == reports[0].repository
 
 
-async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from worker.cli import run; run()", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_refresh_now_command(
     registry: RunningRegistry,
     registry_session: aiohttp.ClientSession,
@@ -277,23 +265,23 @@ async def test_refresh_now_command(
     )
     env = {"IMAGELEDGER_CONFIG": str(config), "IMAGELEDGER_DATABASE_URL": database_url}
 
-    code, out, err = await _cli("refresh", "--now", env=env)
+    code, out, err = await run_cli("refresh", "--now", env=env)
     assert code == 0, err
     assert "completed" in out
     assert "tags: 2  discovered: 2" in out
     assert err.splitlines()[-1].startswith("refresh: 2/2 digests (100%)")  # progress on stderr
 
-    code, out, _ = await _cli("refresh", "--now", "--json", env=env)
+    code, out, _ = await run_cli("refresh", "--now", "--json", env=env)
     assert code == 0
     assert json.loads(out)["discovered"] == 0
 
-    code, out, _ = await _cli("menu", env=env)
+    code, out, _ = await run_cli("menu", env=env)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["section", "display_name", "prepulled", "reference"]
     assert lines[1].startswith("radio")
     assert "Recommended (Weekly 2077_43)" in lines[1]
-    code, out, _ = await _cli("status", "--json", env=env)
+    code, out, _ = await run_cli("status", "--json", env=env)
     assert code == 0
     status = json.loads(out)
     assert [row["tag"] for row in status] == ["w_2077_43"]
@@ -301,7 +289,7 @@ async def test_refresh_now_command(
 
     bad = {**env, "IMAGELEDGER_DATABASE_URL": database_url.rsplit("/", 1)[0] + "/no_such_db"}
     for command in (("refresh", "--now"), ("menu",), ("status",)):
-        code, out, err = await _cli(*command, env=bad)
+        code, out, err = await run_cli(*command, env=bad)
         assert code == 1, command
         assert "Traceback" not in err
         assert err.startswith("imageledger: error: ")
@@ -313,7 +301,7 @@ async def test_refresh_command_publishes_a_request_under_the_workers_prefix(
 ) -> None:
     prefix = broker_settings.prefix
     args = ("refresh", "--amqp-url", broker_settings.url, "--prefix", prefix)
-    code, out, err = await _cli(*args, env={})
+    code, out, err = await run_cli(*args, env={})
     assert code == 0, err
     message_id = out.strip().rsplit(" ", 1)[-1].rstrip(")")
     channel = await rabbit_connection.channel()

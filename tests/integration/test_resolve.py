@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import asyncpg
 import pytest
 import yaml
 
+from tests.support.cli import run_cli
 from tests.support.database import url_for
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry
@@ -161,14 +159,7 @@ async def test_registry_unreachable_is_502(
 
 
 async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from worker.cli import run; run()", "resolve", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli("resolve", *args, env=env)
 
 
 def one_error_line(err: str) -> str:

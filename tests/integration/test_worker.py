@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.cli import ENTRY
 from tests.support.launcher import launcher
 from tests.support.rabbit import drain, publish_raw, wait_until
 from tests.support.registry import RunningRegistry
@@ -227,9 +227,7 @@ async def test_imageledger_run_serves_health_and_the_spawner_api_and_exits_0_on_
         "IMAGELEDGER_PORT": str(port),
         "IMAGELEDGER_HOST": "127.0.0.1",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from worker.cli import run; run()", "run", env=env
-    )
+    process = await asyncio.create_subprocess_exec(*ENTRY, "run", env=env)
     try:
         async with aiohttp.ClientSession() as http:
 

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.cli import ENTRY
 from tests.support.rabbit import wait_until
 from worker.adapters.rebuild import rebuild
 from worker.adapters.schema import PROJECTION_TABLES
@@ -96,9 +96,7 @@ class WorkerProcess:
         }
         with self._log.open("ab") as sink:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                "from worker.cli import run; run()",
+                *ENTRY,
                 "run",
                 "--no-schedule",
                 env=env,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.support.cli import ENTRY
 from tests.support.conformance import DATA, read_json, without_nulls
 from worker.cli import main
 
@@ -148,7 +148,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, setup: str, expected: 
 
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from worker.cli import run; run()", "evaluate",
+        [*ENTRY, "evaluate",
          "--config", str(tmp_path / "none.yaml"), "--tags", str(tmp_path / "none.json")],
         capture_output=True, text=True, check=False, cwd=REPO,
     )  # fmt: skip
