@@ -43,9 +43,12 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 # Run as ``python bench/worker.py``, this file's directory comes first on the path, where
-# ``worker`` would name this very script rather than the package.
+# ``worker`` would name this very script rather than the package; the repository root
+# takes its place (for the test harness's publisher).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.worker_process import publish_bulk  # noqa: E402
 from worker.adapters import migrate  # noqa: E402
 from worker.adapters.broker import Broker, BrokerSettings  # noqa: E402
 from worker.adapters.database import make_engine  # noqa: E402
@@ -94,29 +97,6 @@ def messages(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-async def publish(
-    connection: AbstractRobustConnection, exchange: str, key: str, batch: list[tuple[str, bytes]]
-) -> None:
-    """Publish persistently with confirms, 1,000 outstanding at a time."""
-    async with connection.channel(publisher_confirms=True) as channel:
-        target = await channel.get_exchange(exchange) if exchange else channel.default_exchange
-        for start in range(0, len(batch), 1000):
-            await asyncio.gather(
-                *(
-                    target.publish(
-                        aio_pika.Message(
-                            body,
-                            message_id=mid,
-                            content_type="application/json",
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        key,
-                    )
-                    for mid, body in batch[start : start + 1000]
-                )
-            )
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -157,7 +137,7 @@ async def bench_worker(
     process: asyncio.subprocess.Process | None = None
     db = await asyncpg.connect(_url(base, name))
     try:
-        await publish(connection, prefix, KEY, batch)
+        await publish_bulk(connection, prefix, KEY, batch, window=1000)
         config = log_path.with_suffix(".config.json")
         source = {"type": "docker", "registry": "127.0.0.1:9", "repository": "a/b"}
         queue = {"prefetch": settings.prefetch, "batchSize": settings.batch_size,
@@ -244,7 +224,7 @@ async def bench_ceiling(
             await channel.declare_queue(
                 queue_name, durable=True, arguments={"x-queue-type": "quorum"}
             )
-        await publish(connection, "", queue_name, batch)
+        await publish_bulk(connection, "", queue_name, batch, window=1000)
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=settings.prefetch)
         queue = await channel.declare_queue(queue_name, passive=True)

@@ -182,9 +182,10 @@ async def publish_bulk(
     *,
     window: int = 500,
 ) -> None:
-    """Publish persistent messages with confirms, ``window`` outstanding at a time."""
+    """Publish persistent messages with confirms, ``window`` outstanding at a time
+    (``exchange`` "": the default exchange, ``routing_key`` naming a queue)."""
     async with connection.channel(publisher_confirms=True) as channel:
-        target = await channel.get_exchange(exchange)
+        target = await channel.get_exchange(exchange) if exchange else channel.default_exchange
         for start in range(0, len(messages), window):
             await asyncio.gather(
                 *(
