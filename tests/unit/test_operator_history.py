@@ -14,7 +14,8 @@ from worker.domain.events import (
     PrepullUnparked,
     TagDiscovered,
 )
-from worker.domain.history import NodeChange, TagChange, TagStretch, node_changes, tag_changes
+from worker.domain.history import NodeChange, TagChange, node_changes, tag_changes
+from worker.domain.projection import TagInterval
 from worker.domain.unpark import ParkedPair, unpark_facts
 
 T = datetime(2077, 1, 1, tzinfo=UTC)
@@ -26,8 +27,8 @@ def at(minutes: int) -> datetime:
     return T + timedelta(minutes=minutes)
 
 
-def stretch(seq: int, digest: str | None, start: int, end: int | None) -> TagStretch:
-    return TagStretch(*WHERE, seq, digest, at(start), at(end) if end is not None else None)
+def stretch(seq: int, digest: str | None, start: int, end: int | None) -> TagInterval:
+    return TagInterval(*WHERE, seq, digest, at(start), at(end) if end is not None else None)
 
 
 def test_stretches_become_discovery_resolution_moves_and_removals() -> None:
@@ -58,7 +59,7 @@ def test_a_removal_and_rediscovery_at_the_same_moment() -> None:
 
 
 def test_tags_of_two_repositories_are_kept_apart() -> None:
-    other = TagStretch("registry.test", "lsst/other", "latest", 1, B, at(2), None)
+    other = TagInterval("registry.test", "lsst/other", "latest", 1, B, at(2), None)
     changes = tag_changes([stretch(1, A, 0, None), other])
     assert [(c.repository, c.change, c.digest) for c in changes] == [
         ("lsst/sciplat", "discovered", A),

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from worker.adapters.database import translate_errors
 from worker.converter import converter
 from worker.domain.events import Event
-from worker.domain.history import TagStretch
+from worker.domain.projection import TagInterval
 
 __all__ = ["HistoryStore", "decode_event"]
 
@@ -81,11 +81,11 @@ class HistoryStore:
 
     async def tag_stretches(
         self, tag: str, registry: str | None = None, repository: str | None = None
-    ) -> list[TagStretch]:
+    ) -> list[TagInterval]:
         """Every stretch of the tag's history, per repository holding it (or the one given)."""
         where = {"tag": tag, "registry": registry, "repository": repository}
         rows = await self._rows(_TAG_HISTORY, "read dashboard.tag_history", **where)
-        return [TagStretch(**r) for r in rows]
+        return [TagInterval(**r) for r in rows]
 
     async def tag_at(
         self, tag: str, at: datetime, registry: str | None = None, repository: str | None = None

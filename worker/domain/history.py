@@ -22,27 +22,14 @@ from worker.domain.events import (
     NodeSeen,
     PrepullSucceeded,
 )
+from worker.domain.projection import TagInterval
 
 __all__ = [
     "NodeChange",
     "TagChange",
-    "TagStretch",
     "node_changes",
     "tag_changes",
 ]
-
-
-@frozen
-class TagStretch:
-    """One stretch of time a tag named one digest (a ``dashboard.tag_history`` row)."""
-
-    registry: str
-    repository: str
-    tag: str
-    seq: int
-    digest: str | None
-    valid_from: datetime
-    valid_until: datetime | None
 
 
 @frozen
@@ -59,14 +46,14 @@ class TagChange:
     previous_digest: str | None = None
 
 
-def _contiguous(before: TagStretch, after: TagStretch) -> bool:
+def _contiguous(before: TagInterval, after: TagInterval) -> bool:
     """Whether ``after`` replaced ``before`` without the tag leaving the registry between."""
     if before.valid_until is None or before.valid_until != after.valid_from:
         return False
     return before.digest != after.digest and after.digest is not None
 
 
-def _one_tag(stretches: Sequence[TagStretch]) -> list[TagChange]:
+def _one_tag(stretches: Sequence[TagInterval]) -> list[TagChange]:
     changes: list[TagChange] = []
     for index, s in enumerate(stretches):
         prev = stretches[index - 1] if index else None
@@ -83,7 +70,7 @@ def _one_tag(stretches: Sequence[TagStretch]) -> list[TagChange]:
     return changes
 
 
-def tag_changes(stretches: Iterable[TagStretch]) -> list[TagChange]:
+def tag_changes(stretches: Iterable[TagInterval]) -> list[TagChange]:
     """The changes a tag's stretches record, oldest first, per repository.
 
     A stretch that ends where the next one begins with another, known digest is a move (or
@@ -91,7 +78,7 @@ def tag_changes(stretches: Iterable[TagStretch]) -> list[TagChange]:
     a removal is a new discovery.
     """
 
-    def key(s: TagStretch) -> tuple[str, str, str]:
+    def key(s: TagInterval) -> tuple[str, str, str]:
         return (s.registry, s.repository, s.tag)
 
     changes: list[TagChange] = []
