@@ -11,14 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from worker import factory
 from worker.adapters.explain_store import ExplainStore
 from worker.cli.common import (
+    UnknownError,
     config_option,
     database_url_option,
     json_option,
     load_config,
     parse_time,
     print_json,
+    run_on_database,
 )
-from worker.cli.lookup import UnknownError, find_image, parse_image, run_on_database
+from worker.cli.lookup import find_image, parse_image
 from worker.converter import converter
 from worker.domain.explain import Explanation, ImageQuery, explain
 from worker.domain.prepull import PrepullSettings

@@ -10,8 +10,16 @@ from attrs import asdict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.history_store import HistoryStore
-from worker.cli.common import database_url_option, fail, json_option, parse_time, print_json
-from worker.cli.lookup import UnknownError, parse_image, run_on_database, short_digest
+from worker.cli.common import (
+    UnknownError,
+    database_url_option,
+    fail,
+    json_option,
+    parse_time,
+    print_json,
+    run_on_database,
+)
+from worker.cli.lookup import parse_image, short_digest
 from worker.domain.explain import ImageQuery
 from worker.domain.history import node_changes, tag_changes
 

@@ -1,30 +1,20 @@
-"""What ``history``, ``explain`` and ``unpark`` share: exit 3, the database, the named image."""
+"""What ``history``, ``explain`` and ``unpark`` share: reading and finding the named image."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from worker.adapters.explain_store import ExplainStore
-from worker.cli.common import (
-    EXIT_UNKNOWN,
-    BadInputError,
-    UnknownError,
-    run_on_database,
-)
+from worker.cli.common import BadInputError, UnknownError
 from worker.domain.explain import ImageQuery, parse_image_query
 from worker.domain.references import InvalidReferenceError
 from worker.domain.targets import TagFacts
 
 __all__ = [
-    "EXIT_UNKNOWN",
-    "UnknownError",
     "find_image",
     "parse_image",
-    "run_on_database",
     "short_digest",
 ]
-
-T = TypeVar("T")
 
 
 def parse_image(text: str, argument: str = "IMAGE") -> ImageQuery:

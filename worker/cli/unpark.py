@@ -12,14 +12,16 @@ from worker.adapters.eventlog import EventLog
 from worker.adapters.explain_store import ExplainStore
 from worker.adapters.unpark_store import UnparkStore
 from worker.cli.common import (
+    UnknownError,
     database_url_option,
     fail,
     json_option,
     parse_time,
     print_json,
     print_rows,
+    run_on_database,
 )
-from worker.cli.lookup import UnknownError, find_image, parse_image, run_on_database
+from worker.cli.lookup import find_image, parse_image
 from worker.domain.explain import ImageQuery
 from worker.domain.unpark import DEFAULT_REASON
 from worker.services.unpark import UnparkReport, unpark
