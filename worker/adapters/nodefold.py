@@ -1,8 +1,9 @@
 """The node-scoped projections (nodes, node_images, image_presence) folded set-based in SQL.
 
 Node inventories and prepulls are most of the log, so their fold runs inside PostgreSQL: one
-statement folds every node and prepull event of a position range into the current rows,
-in position order. It implements the rules of ``worker.domain.ledger`` (the specification):
+statement folds every node and prepull event of a batch into the current rows, in position
+order; an append's batch is the events the same statement inserts (``append_sql``), a
+rebuild's a position range of the log (``replay_sql``). It implements the rules of ``worker.domain.ledger`` (the specification):
 the rebuild-parity property test checks that both give the same rows.
 
 - per (node, digest), presence facts apply when not older than the newest fact known
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NODE_EVENT_TYPES", "count_presence", "fold_node_events", "replay_sql"]
+__all__ = ["NODE_EVENT_TYPES", "append_sql", "count_presence", "replay_sql"]
 
 NODE_EVENT_TYPES = (
     "node.seen",
@@ -94,7 +95,7 @@ inv_times AS (
     FROM inv GROUP BY node
 ),
 new_nodes AS (
-    SELECT k.node,
+    SELECT k.node, o.node IS NOT NULL AS existed,
         least(o.first_seen_at, k.first_at) AS first_seen_at,
         coalesce(s.labels, o.labels, '{}'::jsonb) AS labels,
         coalesce(s.taints, o.taints, '[]'::jsonb) AS taints,
@@ -143,10 +144,7 @@ pp AS (
     FROM ev WHERE ev.type LIKE 'prepull.%'
 ),
 image_keys AS (SELECT node, digest FROM pf UNION SELECT node, digest FROM pp),
-old_images AS (
-    SELECT ni.* FROM ledger.node_images ni
-    JOIN image_keys k ON k.node = ni.node AND k.digest = ni.digest
-),
+old_images AS ({old_images}),
 pf_ranked AS (
     SELECT f.*,
            row_number() OVER o AS seq,
@@ -224,7 +222,7 @@ pp_agg AS (
     WHERE w.position = w.last_position
 ),
 new_images AS (
-    SELECT k.node, k.digest,
+    SELECT k.node, k.digest, o.node IS NOT NULL AS existed,
         CASE WHEN p.node IS NULL THEN o.present ELSE p.present END AS present,
         CASE WHEN p.node IS NULL THEN o.observed_at ELSE p.at END AS observed_at,
         CASE WHEN p.node IS NULL THEN o.source ELSE p.source END AS source,
@@ -259,6 +257,19 @@ new_images AS (
     LEFT JOIN presence p ON p.node = k.node AND p.digest = k.digest
     LEFT JOIN pp_agg a ON a.node = k.node AND a.digest = k.digest
 )"""
+
+_OLD_IMAGES_JOINED = """
+    SELECT ni.* FROM ledger.node_images ni
+    JOIN image_keys k ON k.node = ni.node AND k.digest = ni.digest
+"""
+
+_OLD_IMAGES_PROBED = """
+    SELECT ni.* FROM image_keys k
+    CROSS JOIN LATERAL (
+        SELECT * FROM ledger.node_images ni WHERE ni.node = k.node AND ni.digest = k.digest
+        OFFSET 0  -- one index probe per key, never a scan of every node image
+    ) ni
+"""
 
 _PRESENCE = """
 life_images AS (
@@ -316,24 +327,38 @@ def _updates(columns: str, keys: int) -> str:
     return ", ".join(f"{n} = EXCLUDED.{n}" for n in names)
 
 
-def _fold_sql(*, presence: bool) -> str:
-    counted = f",\n{_PRESENCE}" if presence else ""
-    write_presence = (
-        """,
-written_presence AS (
+def _sets(columns: str, keys: int) -> str:
+    names = [c.strip() for c in columns.split(",")][keys:]
+    return ", ".join(f"{n} = n.{n}" for n in names)
+
+
+_APPEND_WRITES = f"""
+inserted_nodes AS (
+    INSERT INTO ledger.nodes ({_NODE_COLUMNS})
+    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE NOT existed
+),
+updated_nodes AS (
+    UPDATE ledger.nodes t SET {_sets(_NODE_COLUMNS, 1)}
+    FROM new_nodes n WHERE n.existed AND t.node = n.node
+),
+inserted_images AS (
+    INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
+    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE NOT existed
+),
+updated_images AS (
+    UPDATE ledger.node_images t SET {_sets(_IMAGE_COLUMNS, 2)}
+    FROM new_images n WHERE n.existed AND t.node = n.node AND t.digest = n.digest
+),
+moved_presence AS (
     INSERT INTO ledger.image_presence (digest, eligible_nodes)
     SELECT digest, change FROM delta WHERE change <> 0
     ON CONFLICT (digest) DO UPDATE
         SET eligible_nodes = ledger.image_presence.eligible_nodes + EXCLUDED.eligible_nodes
-    RETURNING 1
 )"""
-        if presence
-        else ""
-    )
-    return f"""
-WITH {_EVENTS.format(partition="")},
-{_NODES},
-{_FACTS}{counted},
+"""An append's writes: the old rows were read under the append lock (``existed``), so new
+rows are plain inserts and old ones plain updates (no speculative insertion)."""
+
+_REPLAY_WRITES = f"""
 written_nodes AS (
     INSERT INTO ledger.nodes ({_NODE_COLUMNS})
     SELECT {_NODE_COLUMNS} FROM new_nodes
@@ -345,15 +370,42 @@ written_images AS (
     SELECT {_IMAGE_COLUMNS} FROM new_images
     ON CONFLICT (node, digest) DO UPDATE SET {_updates(_IMAGE_COLUMNS, 2)}
     RETURNING 1
-){write_presence}
+)"""
+
+
+def _fold_ctes(*, append: bool, events: str) -> str:
+    # An append touches a few hundred keys of a table that grows with nodes x images: probe
+    # them by key. A replay range touches most of its (staging) table: let the planner join.
+    if append:
+        facts = _FACTS.replace("{old_images}", _OLD_IMAGES_PROBED)
+        return f"{events},\n{_NODES},\n{facts},\n{_PRESENCE},\n{_APPEND_WRITES}"
+    facts = _FACTS.replace("{old_images}", _OLD_IMAGES_JOINED)
+    return f"{events},\n{_NODES},\n{facts},\n{_REPLAY_WRITES}"
+
+
+_APPENDED_EVENTS = f"""
+ev AS (
+    SELECT a.position, a.type, a.data, a.occurred_at AS at
+    FROM appended a WHERE a.type IN ({", ".join(f"'{t}'" for t in NODE_EVENT_TYPES)})
+)"""
+
+
+def append_sql(append_ctes: str, result: str) -> str:
+    """One statement that appends events and folds the node and prepull events among them.
+
+    ``append_ctes`` is a WITH list ending in ``appended``, an ``INSERT INTO ledger.events``
+    returning at least ``position, type, data, occurred_at``; ``result`` is the statement's
+    SELECT list over ``appended``. The fold reads the new events from ``appended``, so they
+    are not read back from the log, and moves ``image_presence`` by what they change.
+    """
+    fold = _fold_ctes(append=True, events=_APPENDED_EVENTS)
+    return f"WITH {append_ctes},\n{fold}\nSELECT {result} FROM appended"
+
+
+REPLAY_SQL = f"""
+WITH {_fold_ctes(append=False, events=_EVENTS.format(partition=""))}
 SELECT (SELECT count(*) FROM written_nodes) + (SELECT count(*) FROM written_images)
 """
-
-
-FOLD_SQL = _fold_sql(presence=True)
-"""Fold a position range, moving ``image_presence`` by what the range changes."""
-
-REPLAY_SQL = _fold_sql(presence=False)
 """Fold a position range, leaving ``image_presence`` to ``COUNT_PRESENCE_SQL`` (rebuild)."""
 
 COUNT_PRESENCE_SQL = """
@@ -375,18 +427,6 @@ def replay_sql(nodes: str, images: str) -> str:
     nodes (``$5``, by a hash of the node name)."""
     sql = REPLAY_SQL.replace(_EVENTS.format(partition=""), _EVENTS.format(partition=_PARTITION))
     return sql.replace("ledger.node_images", images).replace("ledger.nodes", nodes)
-
-
-async def fold_node_events(db: Any, after: int, upto: int, *, presence: bool = True) -> int:
-    """Fold the node and prepull events with ``after < position <= upto``; rows written.
-
-    Without ``presence`` the counters are left alone, for a replay that counts them once at
-    the end (``count_presence``). The statement is prepared once per connection; after a
-    few executions PostgreSQL settles on one generic plan, which suits the small ranges of
-    appends (planning it every time would cost a third of running it).
-    """
-    sql = FOLD_SQL if presence else REPLAY_SQL
-    return int(await db.fetchval(sql, after, upto, list(NODE_EVENT_TYPES)))
 
 
 async def count_presence(db: Any) -> None:

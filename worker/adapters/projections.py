@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from worker.adapters.nodefold import fold_node_events
 from worker.adapters.rows import CODECS, TableCodec
 from worker.domain.events import (
     Event,
@@ -49,7 +48,15 @@ from worker.domain.projection import (
     TagRow,
 )
 
-__all__ = ["Needs", "WorkingSet", "fetch_rows", "fold_batch", "load_state", "needs_of"]
+__all__ = [
+    "Needs",
+    "WorkingSet",
+    "fetch_rows",
+    "fold_repository_events",
+    "is_node_event",
+    "load_state",
+    "needs_of",
+]
 
 _TAG_EVENTS = (TagDiscovered, TagResolved, TagMoved, TagRemoved)
 _NODE_EVENTS = (
@@ -221,18 +228,19 @@ async def write(db: Any, ws: WorkingSet) -> int:
     return written
 
 
-async def fold_batch(db: Any, events: Sequence[Event], after: int, upto: int) -> int:
-    """Fold ``events`` (the log's positions ``after + 1 .. upto``) into the projections."""
+async def fold_repository_events(db: Any, events: Sequence[Event]) -> int:
+    """Fold the repository events among ``events`` (new in the log) into their tables.
+
+    Node and prepull events are skipped: the statement that appends them folds them
+    (``worker.adapters.nodefold``). Returns how many rows were written.
+    """
     repository_events = [e for e in events if not is_node_event(e)]
-    written = 0
-    if repository_events:
-        ws = WorkingSet()
-        await load(db, ws, needs_of(repository_events))
-        ws.fold(repository_events)
-        written += await write(db, ws)
-    if len(repository_events) < len(events):
-        written += await fold_node_events(db, after, upto)
-    return written
+    if not repository_events:
+        return 0
+    ws = WorkingSet()
+    await load(db, ws, needs_of(repository_events))
+    ws.fold(repository_events)
+    return await write(db, ws)
 
 
 async def load_state(db: Any) -> LedgerState:
