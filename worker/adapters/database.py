@@ -66,12 +66,18 @@ def safe_url(url: str) -> str:
         return "<invalid database URL>"
 
 
+MAX_CACHED_STATEMENT = 64 * 1024
+"""asyncpg prepares and caches statements up to this many characters (its default, 15 KiB,
+is less than the append statement, which would then be parsed again on every append)."""
+
 SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 """Session settings of every connection. asyncpg prepares and caches each statement, and
 PostgreSQL would switch a cached statement to a generic plan after five runs; the fold's
 position ranges and batch sizes vary by orders of magnitude, and a generic plan chosen while
 the tables were small degrades as they grow (measured: worker throughput fell from 5,800 to
-1,750 messages/s over 60,000 pod completions; with custom plans it stays at 5,800)."""
+1,750 messages/s over 60,000 pod completions; with custom plans it stays at 5,800). The one
+exception is the append statement, written so that its plan cannot degrade
+(``worker.adapters.eventlog.GENERIC_PLAN``)."""
 
 
 def make_engine(url: str, **options: Any) -> AsyncEngine:
@@ -88,6 +94,7 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         )
     options.setdefault("pool_pre_ping", True)
     connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("max_cacheable_statement_size", MAX_CACHED_STATEMENT)
     connect_args["server_settings"] = {**SERVER_SETTINGS, **connect_args.get("server_settings", {})}
     return create_async_engine(parsed, connect_args=connect_args, **options)
 

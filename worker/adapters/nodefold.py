@@ -3,8 +3,9 @@
 Node inventories and prepulls are most of the log, so their fold runs inside PostgreSQL: one
 statement folds every node and prepull event of a batch into the current rows, in position
 order; an append's batch is the events the same statement inserts (``append_sql``), a
-rebuild's a position range of the log (``replay_sql``). It implements the rules of ``worker.domain.ledger`` (the specification):
-the rebuild-parity property test checks that both give the same rows.
+rebuild's a position range of the log (``replay_sql``). It implements the rules of
+``worker.domain.ledger`` (the specification): the rebuild-parity property test checks that
+both give the same rows.
 
 - per (node, digest), presence facts apply when not older than the newest fact known
   (ties to the later arrival; within an inventory, appeared before disappeared), and a
@@ -63,7 +64,13 @@ node_keys AS (
     FROM (SELECT node, at FROM life UNION ALL SELECT node, at FROM inv) x
     GROUP BY x.node
 ),
-old_nodes AS (SELECT n.* FROM ledger.nodes n JOIN node_keys k ON k.node = n.node),
+old_nodes AS (
+    SELECT n.* FROM node_keys k
+    CROSS JOIN LATERAL (
+        SELECT * FROM ledger.nodes n WHERE n.node = k.node
+        OFFSET 0  -- one index probe per key (see _OLD_IMAGES_PROBED)
+    ) n
+),
 life_ranked AS (
     SELECT l.*, l.at >= coalesce(greatest(o.seen_at, max(l.at) OVER w), '-infinity') AS applied
     FROM life l LEFT JOIN old_nodes o ON o.node = l.node
@@ -273,8 +280,12 @@ _OLD_IMAGES_PROBED = """
 
 _PRESENCE = """
 life_images AS (
-    SELECT ni.node, ni.digest, ni.present FROM ledger.node_images ni
-    WHERE ni.node IN (SELECT DISTINCT node FROM life)
+    SELECT ni.node, ni.digest, ni.present FROM (SELECT DISTINCT node FROM life) l
+    CROSS JOIN LATERAL (
+        SELECT ni.node, ni.digest, ni.present FROM ledger.node_images ni
+        WHERE ni.node = l.node
+        OFFSET 0  -- an index range per node that comes or goes
+    ) ni
 ),
 contributions AS (
     SELECT o.digest, -1 AS change
@@ -327,27 +338,24 @@ def _updates(columns: str, keys: int) -> str:
     return ", ".join(f"{n} = EXCLUDED.{n}" for n in names)
 
 
-def _sets(columns: str, keys: int) -> str:
-    names = [c.strip() for c in columns.split(",")][keys:]
-    return ", ".join(f"{n} = n.{n}" for n in names)
-
-
 _APPEND_WRITES = f"""
 inserted_nodes AS (
     INSERT INTO ledger.nodes ({_NODE_COLUMNS})
     SELECT {_NODE_COLUMNS} FROM new_nodes WHERE NOT existed
 ),
 updated_nodes AS (
-    UPDATE ledger.nodes t SET {_sets(_NODE_COLUMNS, 1)}
-    FROM new_nodes n WHERE n.existed AND t.node = n.node
+    INSERT INTO ledger.nodes ({_NODE_COLUMNS})
+    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE existed
+    ON CONFLICT (node) DO UPDATE SET {_updates(_NODE_COLUMNS, 1)}
 ),
 inserted_images AS (
     INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
     SELECT {_IMAGE_COLUMNS} FROM new_images WHERE NOT existed
 ),
 updated_images AS (
-    UPDATE ledger.node_images t SET {_sets(_IMAGE_COLUMNS, 2)}
-    FROM new_images n WHERE n.existed AND t.node = n.node AND t.digest = n.digest
+    INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
+    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE existed
+    ON CONFLICT (node, digest) DO UPDATE SET {_updates(_IMAGE_COLUMNS, 2)}
 ),
 moved_presence AS (
     INSERT INTO ledger.image_presence (digest, eligible_nodes)
@@ -355,8 +363,10 @@ moved_presence AS (
     ON CONFLICT (digest) DO UPDATE
         SET eligible_nodes = ledger.image_presence.eligible_nodes + EXCLUDED.eligible_nodes
 )"""
-"""An append's writes: the old rows were read under the append lock (``existed``), so new
-rows are plain inserts and old ones plain updates (no speculative insertion)."""
+"""An append's writes. The old rows were read under the append lock (``existed``): new rows
+are plain inserts (no speculative insertion), old ones are updated through their key
+(``ON CONFLICT``), so that no join needs planning and the plan does not depend on how big
+the tables were when it was made."""
 
 _REPLAY_WRITES = f"""
 written_nodes AS (

@@ -147,7 +147,7 @@ node_images = Table(
     Column("registry", Key),
     Column("repository", Key),
     Column("tag", Key),
-    Index("ix_node_images_digest", "digest"),
+    Index("ix_node_images_digest_node", "digest", "node"),
     Index(
         "ix_node_images_pending",
         "node",
