@@ -101,9 +101,9 @@ Planning the append statement costs about as much as a tenth of running it, so i
 a generic plan, unlike every other statement (``SERVER_SETTINGS``). That plan is made when
 the statement is first prepared, maybe on nearly empty tables, so it must not depend on
 table sizes: every read of ``events``, ``nodes`` and ``node_images`` is a key probe (``OFFSET
-0`` subqueries, ``ON CONFLICT`` for updates), and seq scans are off while it is planned, as
-they would look cheapest on small tables. ``tests/integration/test_eventlog_plan.py`` checks
-the plan made on empty tables."""
+0`` subqueries; updates go by the row ids those probes read), and seq scans are off while it
+is planned, as they would look cheapest on small tables.
+``tests/integration/test_eventlog_plan.py`` checks the plan made on empty tables."""
 
 SESSION_PLAN = "SET LOCAL plan_cache_mode TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT"
 """Back to the session's settings for the rest of the ledger transaction."""

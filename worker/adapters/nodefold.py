@@ -64,13 +64,7 @@ node_keys AS (
     FROM (SELECT node, at FROM life UNION ALL SELECT node, at FROM inv) x
     GROUP BY x.node
 ),
-old_nodes AS (
-    SELECT n.* FROM node_keys k
-    CROSS JOIN LATERAL (
-        SELECT * FROM ledger.nodes n WHERE n.node = k.node
-        OFFSET 0  -- one index probe per key (see _OLD_IMAGES_PROBED)
-    ) n
-),
+old_nodes AS ({old_nodes}),
 life_ranked AS (
     SELECT l.*, l.at >= coalesce(greatest(o.seen_at, max(l.at) OVER w), '-infinity') AS applied
     FROM life l LEFT JOIN old_nodes o ON o.node = l.node
@@ -102,7 +96,7 @@ inv_times AS (
     FROM inv GROUP BY node
 ),
 new_nodes AS (
-    SELECT k.node, o.node IS NOT NULL AS existed,
+    SELECT k.node, o.row_id,
         least(o.first_seen_at, k.first_at) AS first_seen_at,
         coalesce(s.labels, o.labels, '{}'::jsonb) AS labels,
         coalesce(s.taints, o.taints, '[]'::jsonb) AS taints,
@@ -229,7 +223,7 @@ pp_agg AS (
     WHERE w.position = w.last_position
 ),
 new_images AS (
-    SELECT k.node, k.digest, o.node IS NOT NULL AS existed,
+    SELECT k.node, k.digest, o.row_id,
         CASE WHEN p.node IS NULL THEN o.present ELSE p.present END AS present,
         CASE WHEN p.node IS NULL THEN o.observed_at ELSE p.at END AS observed_at,
         CASE WHEN p.node IS NULL THEN o.source ELSE p.source END AS source,
@@ -265,15 +259,28 @@ new_images AS (
     LEFT JOIN pp_agg a ON a.node = k.node AND a.digest = k.digest
 )"""
 
+_OLD_NODES_JOINED = (
+    "SELECT n.ctid AS row_id, n.* FROM ledger.nodes n JOIN node_keys k ON k.node = n.node"
+)
+
+_OLD_NODES_PROBED = """
+    SELECT n.* FROM node_keys k
+    CROSS JOIN LATERAL (
+        SELECT n.ctid AS row_id, * FROM ledger.nodes n WHERE n.node = k.node
+        OFFSET 0  -- one index probe per key (see _OLD_IMAGES_PROBED)
+    ) n
+"""
+
 _OLD_IMAGES_JOINED = """
-    SELECT ni.* FROM ledger.node_images ni
+    SELECT ni.ctid AS row_id, ni.* FROM ledger.node_images ni
     JOIN image_keys k ON k.node = ni.node AND k.digest = ni.digest
 """
 
 _OLD_IMAGES_PROBED = """
     SELECT ni.* FROM image_keys k
     CROSS JOIN LATERAL (
-        SELECT * FROM ledger.node_images ni WHERE ni.node = k.node AND ni.digest = k.digest
+        SELECT ni.ctid AS row_id, * FROM ledger.node_images ni
+        WHERE ni.node = k.node AND ni.digest = k.digest
         OFFSET 0  -- one index probe per key, never a scan of every node image
     ) ni
 """
@@ -338,24 +345,27 @@ def _updates(columns: str, keys: int) -> str:
     return ", ".join(f"{n} = EXCLUDED.{n}" for n in names)
 
 
+def _sets(columns: str, keys: int) -> str:
+    names = [c.strip() for c in columns.split(",")][keys:]
+    return ", ".join(f"{n} = n.{n}" for n in names)
+
+
 _APPEND_WRITES = f"""
 inserted_nodes AS (
     INSERT INTO ledger.nodes ({_NODE_COLUMNS})
-    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE NOT existed
+    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE row_id IS NULL
 ),
 updated_nodes AS (
-    INSERT INTO ledger.nodes ({_NODE_COLUMNS})
-    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE existed
-    ON CONFLICT (node) DO UPDATE SET {_updates(_NODE_COLUMNS, 1)}
+    UPDATE ledger.nodes t SET {_sets(_NODE_COLUMNS, 1)}
+    FROM new_nodes n WHERE t.ctid = n.row_id
 ),
 inserted_images AS (
     INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
-    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE NOT existed
+    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE row_id IS NULL
 ),
 updated_images AS (
-    INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
-    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE existed
-    ON CONFLICT (node, digest) DO UPDATE SET {_updates(_IMAGE_COLUMNS, 2)}
+    UPDATE ledger.node_images t SET {_sets(_IMAGE_COLUMNS, 2)}
+    FROM new_images n WHERE t.ctid = n.row_id
 ),
 moved_presence AS (
     INSERT INTO ledger.image_presence (digest, eligible_nodes)
@@ -363,10 +373,9 @@ moved_presence AS (
     ON CONFLICT (digest) DO UPDATE
         SET eligible_nodes = ledger.image_presence.eligible_nodes + EXCLUDED.eligible_nodes
 )"""
-"""An append's writes. The old rows were read under the append lock (``existed``): new rows
-are plain inserts (no speculative insertion), old ones are updated through their key
-(``ON CONFLICT``), so that no join needs planning and the plan does not depend on how big
-the tables were when it was made."""
+"""An append's writes. The old rows were read by this statement under the append lock, with
+their row ids: new rows are plain inserts (no speculative insertion), old ones are updated
+by row id (no second key lookup, no join to plan, no tuple lock of ``ON CONFLICT``)."""
 
 _REPLAY_WRITES = f"""
 written_nodes AS (
@@ -387,10 +396,12 @@ def _fold_ctes(*, append: bool, events: str) -> str:
     # An append touches a few hundred keys of a table that grows with nodes x images: probe
     # them by key. A replay range touches most of its (staging) table: let the planner join.
     if append:
+        nodes = _NODES.replace("{old_nodes}", _OLD_NODES_PROBED)
         facts = _FACTS.replace("{old_images}", _OLD_IMAGES_PROBED)
-        return f"{events},\n{_NODES},\n{facts},\n{_PRESENCE},\n{_APPEND_WRITES}"
+        return f"{events},\n{nodes},\n{facts},\n{_PRESENCE},\n{_APPEND_WRITES}"
+    nodes = _NODES.replace("{old_nodes}", _OLD_NODES_JOINED)
     facts = _FACTS.replace("{old_images}", _OLD_IMAGES_JOINED)
-    return f"{events},\n{_NODES},\n{facts},\n{_REPLAY_WRITES}"
+    return f"{events},\n{nodes},\n{facts},\n{_REPLAY_WRITES}"
 
 
 _APPENDED_EVENTS = f"""
