@@ -350,46 +350,39 @@ def _sets(columns: str, keys: int) -> str:
     return ", ".join(f"{n} = n.{n}" for n in names)
 
 
-_APPEND_WRITES = f"""
+def _row_writes(returning: str) -> str:
+    """Write the new node and node-image rows: the old rows were read by the same statement
+    (with their row ids) under the append lock, so new rows are plain inserts (no
+    speculative insertion) and old ones are updated by row id (no second key lookup, no
+    join to plan, no tuple lock as with ``ON CONFLICT``)."""
+    return f"""
 inserted_nodes AS (
     INSERT INTO ledger.nodes ({_NODE_COLUMNS})
-    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE row_id IS NULL
+    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE row_id IS NULL{returning}
 ),
 updated_nodes AS (
     UPDATE ledger.nodes t SET {_sets(_NODE_COLUMNS, 1)}
-    FROM new_nodes n WHERE t.ctid = n.row_id
+    FROM new_nodes n WHERE t.ctid = n.row_id{returning}
 ),
 inserted_images AS (
     INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
-    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE row_id IS NULL
+    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE row_id IS NULL{returning}
 ),
 updated_images AS (
     UPDATE ledger.node_images t SET {_sets(_IMAGE_COLUMNS, 2)}
-    FROM new_images n WHERE t.ctid = n.row_id
-),
+    FROM new_images n WHERE t.ctid = n.row_id{returning}
+)"""
+
+
+_APPEND_WRITES = f"""{_row_writes("")},
 moved_presence AS (
     INSERT INTO ledger.image_presence (digest, eligible_nodes)
     SELECT digest, change FROM delta WHERE change <> 0
     ON CONFLICT (digest) DO UPDATE
         SET eligible_nodes = ledger.image_presence.eligible_nodes + EXCLUDED.eligible_nodes
 )"""
-"""An append's writes. The old rows were read by this statement under the append lock, with
-their row ids: new rows are plain inserts (no speculative insertion), old ones are updated
-by row id (no second key lookup, no join to plan, no tuple lock of ``ON CONFLICT``)."""
 
-_REPLAY_WRITES = f"""
-written_nodes AS (
-    INSERT INTO ledger.nodes ({_NODE_COLUMNS})
-    SELECT {_NODE_COLUMNS} FROM new_nodes
-    ON CONFLICT (node) DO UPDATE SET {_updates(_NODE_COLUMNS, 1)}
-    RETURNING 1
-),
-written_images AS (
-    INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
-    SELECT {_IMAGE_COLUMNS} FROM new_images
-    ON CONFLICT (node, digest) DO UPDATE SET {_updates(_IMAGE_COLUMNS, 2)}
-    RETURNING 1
-)"""
+_REPLAY_WRITES = _row_writes("\n    RETURNING 1")
 
 
 def _fold_ctes(*, append: bool, events: str) -> str:
@@ -425,7 +418,8 @@ def append_sql(append_ctes: str, result: str) -> str:
 
 REPLAY_SQL = f"""
 WITH {_fold_ctes(append=False, events=_EVENTS.format(partition=""))}
-SELECT (SELECT count(*) FROM written_nodes) + (SELECT count(*) FROM written_images)
+SELECT (SELECT count(*) FROM inserted_nodes) + (SELECT count(*) FROM updated_nodes)
+    + (SELECT count(*) FROM inserted_images) + (SELECT count(*) FROM updated_images)
 """
 """Fold a position range, leaving ``image_presence`` to ``COUNT_PRESENCE_SQL`` (rebuild)."""
 
