@@ -40,9 +40,14 @@ def migrate_command(database_url: str, revision: str, as_json: bool) -> None:
 
 @click.command("rebuild")
 @database_url_option
-@click.option("--chunk", default=100_000, show_default=True, help="Positions folded per step.")
+@click.option(
+    "--chunk",
+    type=int,
+    default=None,
+    help="Positions folded per step [default: 100,000, or a tenth of a longer log].",
+)
 @json_option
-def rebuild_command(database_url: str, chunk: int, as_json: bool) -> None:
+def rebuild_command(database_url: str, chunk: int | None, as_json: bool) -> None:
     """Empty the projections and fold the whole event log again, in position order.
 
     Progress goes to stderr; the result to stdout (an object with --json).
