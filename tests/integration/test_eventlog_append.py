@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -118,3 +119,25 @@ async def test_processed_messages_are_tracked_per_consumer(event_log: EventLog) 
     async with event_log.transaction() as tx:
         assert await tx.mark_processed("pod_completed", ["m2", "m3"]) == {"m3"}
         assert await tx.mark_processed("node_inventory", ["m2"]) == {"m2"}
+
+
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(
+    event_log: EventLog, engine: AsyncEngine, database_url: str
+) -> None:
+    await event_log.append(batch())
+    async with engine.connect() as connection:
+        pooled = (await connection.get_raw_connection()).driver_connection
+        assert pooled is not None
+    admin = await asyncpg.connect(raw_url(database_url))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pooled.get_server_pid())
+    finally:
+        await admin.close()
+    for _ in range(100):
+        if pooled.is_closed():
+            break
+        await asyncio.sleep(0.02)
+    assert pooled.is_closed()
+
+    later = TagDiscovered(tag="w_2077_44", digest="sha256:c", occurred_at=T0, **REPO)
+    assert (await event_log.append([later])).appended == 1

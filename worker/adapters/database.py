@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -92,11 +93,25 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         raise LedgerError(
             f"unsupported database URL {safe_url(url)!r} (expected postgresql+asyncpg://...)"
         )
-    options.setdefault("pool_pre_ping", True)
     connect_args = dict(options.pop("connect_args", {}))
     connect_args.setdefault("max_cacheable_statement_size", MAX_CACHED_STATEMENT)
     connect_args["server_settings"] = {**SERVER_SETTINGS, **connect_args.get("server_settings", {})}
-    return create_async_engine(parsed, connect_args=connect_args, **options)
+    engine = create_async_engine(parsed, connect_args=connect_args, **options)
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """On pool checkout, replace a connection the server closed (a restart, a terminated
+    backend): asyncpg notices the closed socket as soon as it happens.
+
+    This stands in for SQLAlchemy's ``pool_pre_ping``, which spends three round trips
+    (BEGIN, a query, ROLLBACK: 1.3 ms here) on every checkout, that is on every append. A
+    connection that breaks between the check and its use fails its statement, which the
+    caller retries (``TransientLedgerError``) on a connection this check then replaces.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise sa_exc.DisconnectionError("the database closed this connection")
 
 
 def _sqlstate(error: BaseException) -> str | None:

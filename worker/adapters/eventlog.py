@@ -269,11 +269,16 @@ class EventLog:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[LedgerTransaction]:
-        """A write transaction holding the append lock; commits when the block ends."""
-        async with translate_errors("open a ledger transaction"), self._engine.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-            raw = await conn.get_raw_connection()
-            yield LedgerTransaction(raw.driver_connection, self._conv)
+        """A write transaction holding the append lock; commits when the block ends.
+
+        The pool lends the connection; the transaction is asyncpg's own, as every statement
+        in it is (SQLAlchemy's would add a millisecond and a half to every append).
+        """
+        async with translate_errors("open a ledger transaction"), self._engine.connect() as conn:
+            db: Any = (await conn.get_raw_connection()).driver_connection
+            async with db.transaction():
+                await db.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+                yield LedgerTransaction(db, self._conv)
 
     async def append(self, items: Sequence[NewEvent | Event]) -> AppendResult:
         """Append events (with their projections) in one transaction of their own.
