@@ -340,11 +340,6 @@ _IMAGE_COLUMNS = (
 )
 
 
-def _updates(columns: str, keys: int) -> str:
-    names = [c.strip() for c in columns.split(",")][keys:]
-    return ", ".join(f"{n} = EXCLUDED.{n}" for n in names)
-
-
 def _sets(columns: str, keys: int) -> str:
     names = [c.strip() for c in columns.split(",")][keys:]
     return ", ".join(f"{n} = n.{n}" for n in names)
