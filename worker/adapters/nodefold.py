@@ -259,32 +259,6 @@ new_images AS (
     LEFT JOIN pp_agg a ON a.node = k.node AND a.digest = k.digest
 )"""
 
-_OLD_NODES_JOINED = (
-    "SELECT n.ctid AS row_id, n.* FROM ledger.nodes n JOIN node_keys k ON k.node = n.node"
-)
-
-_OLD_NODES_PROBED = """
-    SELECT n.* FROM node_keys k
-    CROSS JOIN LATERAL (
-        SELECT n.ctid AS row_id, * FROM ledger.nodes n WHERE n.node = k.node
-        OFFSET 0  -- one index probe per key (see _OLD_IMAGES_PROBED)
-    ) n
-"""
-
-_OLD_IMAGES_JOINED = """
-    SELECT ni.ctid AS row_id, ni.* FROM ledger.node_images ni
-    JOIN image_keys k ON k.node = ni.node AND k.digest = ni.digest
-"""
-
-_OLD_IMAGES_PROBED = """
-    SELECT ni.* FROM image_keys k
-    CROSS JOIN LATERAL (
-        SELECT ni.ctid AS row_id, * FROM ledger.node_images ni
-        WHERE ni.node = k.node AND ni.digest = k.digest
-        OFFSET 0  -- one index probe per key, never a scan of every node image
-    ) ni
-"""
-
 _PRESENCE = """
 life_images AS (
     SELECT ni.node, ni.digest, ni.present FROM (SELECT DISTINCT node FROM life) l
@@ -340,33 +314,52 @@ _IMAGE_COLUMNS = (
 )
 
 
+def _old_rows(table: str, keys: str, columns: tuple[str, ...], *, probe: bool) -> str:
+    """The stored rows of ``table`` for the keys in the CTE ``keys``, with their row ids.
+
+    An append touches a few hundred keys of tables that grow with nodes x images, and its
+    plan is made once (``eventlog.GENERIC_PLAN``): it probes them, one index probe per key,
+    never a scan. A replay range touches most of its (staging) table: the planner joins.
+    """
+    match = " AND ".join(f"t.{c} = k.{c}" for c in columns)
+    if probe:
+        return f"""
+    SELECT t.* FROM {keys} k
+    CROSS JOIN LATERAL (
+        SELECT t.ctid AS row_id, * FROM {table} t WHERE {match}
+        OFFSET 0  -- one index probe per key, never a scan of the table
+    ) t
+"""
+    return f"\n    SELECT t.ctid AS row_id, t.* FROM {table} t JOIN {keys} k ON {match}\n"
+
+
 def _sets(columns: str, keys: int) -> str:
     names = [c.strip() for c in columns.split(",")][keys:]
     return ", ".join(f"{n} = n.{n}" for n in names)
 
 
-def _row_writes(returning: str) -> str:
-    """Write the new node and node-image rows: the old rows were read by the same statement
-    (with their row ids) under the append lock, so new rows are plain inserts (no
-    speculative insertion) and old ones are updated by row id (no second key lookup, no
-    join to plan, no tuple lock as with ``ON CONFLICT``)."""
+def _table_writes(name: str, table: str, rows: str, columns: str, keys: int, returning: str) -> str:
+    """Write ``rows`` (a CTE of new values with the old row ids) into ``table``: the old rows
+    were read by the same statement (with their row ids) under the append lock, so new rows
+    are plain inserts (no speculative insertion) and old ones are updated by row id (no
+    second key lookup, no join to plan, no tuple lock as with ``ON CONFLICT``)."""
     return f"""
-inserted_nodes AS (
-    INSERT INTO ledger.nodes ({_NODE_COLUMNS})
-    SELECT {_NODE_COLUMNS} FROM new_nodes WHERE row_id IS NULL{returning}
+inserted_{name} AS (
+    INSERT INTO {table} ({columns})
+    SELECT {columns} FROM {rows} WHERE row_id IS NULL{returning}
 ),
-updated_nodes AS (
-    UPDATE ledger.nodes t SET {_sets(_NODE_COLUMNS, 1)}
-    FROM new_nodes n WHERE t.ctid = n.row_id{returning}
-),
-inserted_images AS (
-    INSERT INTO ledger.node_images ({_IMAGE_COLUMNS})
-    SELECT {_IMAGE_COLUMNS} FROM new_images WHERE row_id IS NULL{returning}
-),
-updated_images AS (
-    UPDATE ledger.node_images t SET {_sets(_IMAGE_COLUMNS, 2)}
-    FROM new_images n WHERE t.ctid = n.row_id{returning}
+updated_{name} AS (
+    UPDATE {table} t SET {_sets(columns, keys)}
+    FROM {rows} n WHERE t.ctid = n.row_id{returning}
 )"""
+
+
+def _row_writes(returning: str) -> str:
+    nodes = _table_writes("nodes", "ledger.nodes", "new_nodes", _NODE_COLUMNS, 1, returning)
+    images = _table_writes(
+        "images", "ledger.node_images", "new_images", _IMAGE_COLUMNS, 2, returning
+    )
+    return f"{nodes},{images}"
 
 
 _APPEND_WRITES = f"""{_row_writes("")},
@@ -381,14 +374,12 @@ _REPLAY_WRITES = _row_writes("\n    RETURNING 1")
 
 
 def _fold_ctes(*, append: bool, events: str) -> str:
-    # An append touches a few hundred keys of a table that grows with nodes x images: probe
-    # them by key. A replay range touches most of its (staging) table: let the planner join.
+    old_nodes = _old_rows("ledger.nodes", "node_keys", ("node",), probe=append)
+    old_images = _old_rows("ledger.node_images", "image_keys", ("node", "digest"), probe=append)
+    nodes = _NODES.replace("{old_nodes}", old_nodes)
+    facts = _FACTS.replace("{old_images}", old_images)
     if append:
-        nodes = _NODES.replace("{old_nodes}", _OLD_NODES_PROBED)
-        facts = _FACTS.replace("{old_images}", _OLD_IMAGES_PROBED)
         return f"{events},\n{nodes},\n{facts},\n{_PRESENCE},\n{_APPEND_WRITES}"
-    nodes = _NODES.replace("{old_nodes}", _OLD_NODES_JOINED)
-    facts = _FACTS.replace("{old_images}", _OLD_IMAGES_JOINED)
     return f"{events},\n{nodes},\n{facts},\n{_REPLAY_WRITES}"
 
 
