@@ -52,11 +52,11 @@ from bench.eventlog_workload import (
     tag_name,
     workload,
 )
-from worker.adapters import migrate
-from worker.adapters.database import make_engine
-from worker.adapters.derived import MenuRow, TargetRow, replace_menu, replace_prepull_targets
-from worker.adapters.eventlog import EventLog, prepare_rows
-from worker.adapters.rebuild import rebuild
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.derived import MenuRow, TargetRow, replace_menu, replace_prepull_targets
+from worker.adapters.ledger.eventlog import EventLog, prepare_rows
+from worker.adapters.ledger.rebuild import rebuild
 from worker.converter import converter
 from worker.domain.events import Event, PrepullRequested, PrepullSucceeded
 from worker.domain.images import Repository

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.database import create_database, drop_database
 from tests.support.registry import RunningRegistry, client_for, run_registry
-from worker.adapters import migrate
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
-from worker.adapters.refresh_store import LedgerRefreshStore
-from worker.adapters.registry import RegistryLimits
-from worker.adapters.registry_source import RegistryTagSource
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
+from worker.adapters.registry.client import RegistryLimits
+from worker.adapters.registry.source import RegistryTagSource
 from worker.config import Config, parse_config
 from worker.factory import utcnow
 from worker.services.refresh import refresh

@@ -49,9 +49,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.worker_process import publish_bulk  # noqa: E402
-from worker.adapters import migrate  # noqa: E402
-from worker.adapters.broker import Broker, BrokerSettings  # noqa: E402
-from worker.adapters.database import make_engine  # noqa: E402
+from worker.adapters.broker.connection import Broker, BrokerSettings  # noqa: E402
+from worker.adapters.ledger import migrate  # noqa: E402
+from worker.adapters.ledger.database import make_engine  # noqa: E402
 from worker.config import QueueConfig  # noqa: E402
 from worker.converter import encode_message  # noqa: E402
 from worker.domain.messages import PodCompleted  # noqa: E402

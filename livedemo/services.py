@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 from attrs import frozen
 
-from worker.adapters.broker_topology import build_topology
+from worker.adapters.broker.topology import build_topology
 
 __all__ = [
     "ADMIN_URL",

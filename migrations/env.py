@@ -1,7 +1,7 @@
-"""Alembic environment: runs on a connection handed in by worker.adapters.migrate, or on its own.
+"""Alembic environment: runs on a connection handed in by the ledger's migrate, or on its own.
 
-``worker.adapters.migrate`` passes a connection in ``config.attributes["connection"]`` (from an
-AsyncEngine, inside one transaction). Run by the ``alembic`` command instead, the database
+``worker.adapters.ledger.migrate`` passes a connection in ``config.attributes["connection"]``
+(from an AsyncEngine, inside one transaction). Run by the ``alembic`` command instead, the database
 URL comes from ``sqlalchemy.url`` or ``IMAGELEDGER_DATABASE_URL``.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
-from worker.adapters.database import database_url, make_engine
-from worker.adapters.schema import SCHEMA, metadata
+from worker.adapters.ledger.database import database_url, make_engine
+from worker.adapters.ledger.schema import SCHEMA, metadata
 
 config = context.config
 

@@ -13,20 +13,20 @@ import aiohttp
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.broker import Broker, BrokerSettings
-from worker.adapters.database import database_url, make_engine
-from worker.adapters.eventlog import EventLog
+from worker.adapters.broker.connection import Broker, BrokerSettings
+from worker.adapters.ledger.database import database_url, make_engine
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.outbox import OutboxRelay
+from worker.adapters.ledger.stores.prepull import LedgerStatus, WorkStore
+from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
+from worker.adapters.ledger.stores.spawner import SpawnerStore
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.outbox import OutboxRelay
-from worker.adapters.prepull_store import LedgerStatus, WorkStore
-from worker.adapters.refresh_store import LedgerRefreshStore
-from worker.adapters.registry import (
+from worker.adapters.registry.client import (
     DockerCredentialStore,
     RegistryClient,
     RegistryCredentials,
 )
-from worker.adapters.registry_source import RegistryTagSource
-from worker.adapters.spawner_store import SpawnerStore
+from worker.adapters.registry.source import RegistryTagSource
 from worker.config import Config, ConfigError, DockerSource, load_config
 from worker.services.refresh import RefreshReport, refresh
 from worker.services.resolve import ImageResolver

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from worker.adapters.migrate import view_sql
+from worker.adapters.ledger.migrate import view_sql
 
 revision = "0002_dashboard"
 down_revision = "0001_ledger"

@@ -14,7 +14,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.support.rabbit import drain, publish_raw, queue_depth, wait_until
-from worker.adapters.broker import (
+from worker.adapters.broker.connection import (
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
@@ -158,7 +158,7 @@ async def test_a_message_without_an_id_is_known_by_its_body_hash(
 _BLOCKING_WORKER = """
 import asyncio, sys
 from datetime import timedelta
-from worker.adapters.broker import Broker, BrokerSettings
+from worker.adapters.broker.connection import Broker, BrokerSettings
 
 async def main() -> None:
     settings = BrokerSettings(url=sys.argv[1], prefix=sys.argv[2], batch_size=100,

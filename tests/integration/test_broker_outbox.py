@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.rabbit import wait_until
-from worker.adapters.broker import Broker
-from worker.adapters.eventlog import EventLog
-from worker.adapters.outbox import OutboxRelay, outbox_message_id, write_outbox
+from worker.adapters.broker.connection import Broker
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.outbox import OutboxRelay, outbox_message_id, write_outbox
 from worker.converter import decode_outbound_message
 from worker.domain.messages import (
     ImagesChangedMessage,

@@ -8,7 +8,7 @@ import json
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.support.rabbit import drop_connections, publish_raw, queue_depth, wait_until
-from worker.adapters.broker import Broker, BrokerUnavailableError
+from worker.adapters.broker.connection import Broker, BrokerUnavailableError
 from worker.domain.messages import Delivery, RefreshRequested
 
 KEY = "refresh.request"

@@ -9,7 +9,7 @@ from typing import Any
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.support.rabbit import drain, publish_raw, queue_depth, wait_until
-from worker.adapters.broker import (
+from worker.adapters.broker.connection import (
     ATTEMPT_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,

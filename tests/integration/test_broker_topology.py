@@ -9,7 +9,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.support.rabbit import publish_raw, queue_depth
-from worker.adapters.broker import (
+from worker.adapters.broker.connection import (
     Broker,
     BrokerError,
     BrokerSettings,

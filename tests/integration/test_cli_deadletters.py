@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from tests.support.cli import ENTRY
 from tests.support.rabbit import drain, publish_raw, queue_depth, wait_until
-from worker.adapters.broker import (
+from worker.adapters.broker.connection import (
     ATTEMPT_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
@@ -24,8 +24,8 @@ from worker.adapters.broker import (
     Broker,
     BrokerSettings,
 )
-from worker.adapters.broker_topology import DEAD_AT_HEADER
-from worker.adapters.dead_letters import DeadLetterQueue
+from worker.adapters.broker.dead_letters import DeadLetterQueue
+from worker.adapters.broker.topology import DEAD_AT_HEADER
 from worker.cli import main
 from worker.domain.messages import Delivery, NodeInventory, PodCompleted
 

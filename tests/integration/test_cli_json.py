@@ -8,8 +8,8 @@ import json
 from aio_pika.abc import AbstractRobustConnection
 from click.testing import CliRunner
 
-from worker.adapters.broker import Broker, BrokerSettings
-from worker.adapters.database import safe_url
+from worker.adapters.broker.connection import Broker, BrokerSettings
+from worker.adapters.ledger.database import safe_url
 from worker.cli import main
 
 

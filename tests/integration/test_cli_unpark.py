@@ -11,9 +11,9 @@ from click.testing import CliRunner, Result
 
 from tests.support.cli_scenario import REPO, B, C, append, build, minutes
 from tests.support.database import url_for
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
-from worker.adapters.prepull_store import WorkStore
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.prepull import WorkStore
 from worker.cli import main
 from worker.domain.events import PrepullParked
 from worker.domain.prepull import PrepullSettings, plan_prepulls

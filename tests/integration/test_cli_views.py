@@ -8,8 +8,8 @@ import json
 from click.testing import CliRunner
 
 from tests.integration.test_readme_queries import derive, history
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
 from worker.cli import main
 
 

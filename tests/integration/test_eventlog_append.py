@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.database import raw_url
 from tests.support.events import T0
-from worker.adapters.eventlog import EventLog, NewEvent
-from worker.adapters.projections import load_state
+from worker.adapters.ledger.eventlog import EventLog, NewEvent
+from worker.adapters.ledger.projections import load_state
 from worker.domain.events import (
     CachedImage,
     Event,

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 
 from tests.support.events import T0
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog, NewEvent
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog, NewEvent
 from worker.domain.events import CachedImage, NodeInventoryObserved, PrepullSucceeded
 
 WRITERS = 6

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from tests.support.database import raw_url
-from worker.adapters import migrate
-from worker.adapters.database import make_engine
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.database import make_engine
 
 VIEWS = (
     "tags", "images", "tag_history", "nodes", "node_images", "prepull_targets",
@@ -84,7 +84,7 @@ def test_view_files_are_versioned_and_present() -> None:
 
 async def test_a_missing_database_is_a_clear_error() -> None:
     from tests.support.database import url_for
-    from worker.adapters.database import DatabaseMissingError
+    from worker.adapters.ledger.database import DatabaseMissingError
 
     engine = make_engine(url_for("il_no_such_database"))
     try:

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from tests.support.database import raw_url
 from tests.support.events import NODES, T0, TAGS, world_events
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
-from worker.adapters.projections import load_state
-from worker.adapters.rebuild import rebuild
-from worker.adapters.schema import PROJECTION_TABLES
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.projections import load_state
+from worker.adapters.ledger.rebuild import rebuild
+from worker.adapters.ledger.schema import PROJECTION_TABLES
 from worker.converter import converter
 from worker.domain.events import Event, NodeInventoryObserved, PrepullSucceeded
 from worker.domain.ledger import LedgerState, fold

@@ -1,7 +1,7 @@
 """The append statement's one plan: made on empty tables, it must still probe by key.
 
 An append runs on a generic plan, made when its statement is first prepared on a connection
-(``worker.adapters.eventlog.GENERIC_PLAN``). On a fresh database the tables are empty then,
+(``worker.adapters.ledger.eventlog.GENERIC_PLAN``). On a fresh database the tables are empty then,
 and a plan that chose table scans or a by-digest index because they looked cheap would slow
 every append as the log and the node images grow. These tests make the plan on empty tables
 and read it back.
@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.integration.test_eventlog_append import REPO, batch
 from tests.support.events import T0
-from worker.adapters.eventlog import APPEND_STATEMENTS, GENERIC_PLAN, SESSION_PLAN, EventLog
+from worker.adapters.ledger.eventlog import APPEND_STATEMENTS, GENERIC_PLAN, SESSION_PLAN, EventLog
 from worker.domain.events import TagDiscovered
 
 _EMPTY_ARGUMENTS = (

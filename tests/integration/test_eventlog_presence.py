@@ -10,7 +10,7 @@ import asyncpg
 
 from tests.support.database import raw_url
 from tests.support.events import T0
-from worker.adapters.eventlog import EventLog, NewEvent
+from worker.adapters.ledger.eventlog import EventLog, NewEvent
 from worker.domain.events import (
     CachedImage,
     Event,

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from tests.support.events import T0
-from worker.adapters.eventlog import EventLog
+from worker.adapters.ledger.eventlog import EventLog
 from worker.domain.events import NodeSeen
 
 VIEWS = ("tags", "images", "tag_history", "nodes", "node_images", "prepull_targets",

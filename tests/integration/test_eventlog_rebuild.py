@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_eventlog_views import history
 from tests.support.database import url_for
-from worker.adapters import migrate
-from worker.adapters.eventlog import EventLog
-from worker.adapters.projections import load_state
-from worker.adapters.rebuild import rebuild
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.projections import load_state
+from worker.adapters.ledger.rebuild import rebuild
 from worker.cli.db import migrate_command, progress_reporter, rebuild_command
 
 INDEXES = text(

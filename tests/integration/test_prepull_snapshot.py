@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.database import raw_url
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
-from worker.adapters.prepull_store import WorkStore
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.prepull import WorkStore
 from worker.domain.prepull import (
     PairState,
     PlanInput,

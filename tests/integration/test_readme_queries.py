@@ -11,7 +11,7 @@ import asyncpg
 
 from tests.support.database import raw_url
 from tests.support.derived import store_derived
-from worker.adapters.eventlog import EventLog
+from worker.adapters.ledger.eventlog import EventLog
 from worker.domain.events import (
     CachedImage,
     Event,

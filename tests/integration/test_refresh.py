@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.cli import run_cli
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry, client_for
-from worker.adapters.broker import Broker, BrokerSettings
-from worker.adapters.eventlog import EventLog
-from worker.adapters.refresh_store import LedgerRefreshStore
-from worker.adapters.registry import RegistryClient
-from worker.adapters.registry_source import RegistryTagSource
+from worker.adapters.broker.connection import Broker, BrokerSettings
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
+from worker.adapters.registry.client import RegistryClient
+from worker.adapters.registry.source import RegistryTagSource
 from worker.config import Config, parse_config
 from worker.domain.events import (
     RefreshCompleted,

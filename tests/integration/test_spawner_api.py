@@ -15,8 +15,8 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry
 from tests.support.spawner import Fixture, refresh, serving, spawner_config
 from worker import converter as wire
-from worker.adapters.eventlog import EventLog
-from worker.adapters.spawner_store import SpawnerStore
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.spawner import SpawnerStore
 from worker.domain.events import NodeGone
 from worker.services.evaluate import evaluate
 from worker.services.spawner import SpawnerViews

@@ -23,7 +23,7 @@ from tests.support.launcher import launcher
 from tests.support.rabbit import drain, publish_raw, wait_until
 from tests.support.registry import RunningRegistry
 from worker import factory
-from worker.adapters.broker import REASON_HEADER, BrokerSettings
+from worker.adapters.broker.connection import REASON_HEADER, BrokerSettings
 from worker.config import Config, parse_config
 from worker.consumer import Worker
 from worker.web import serve

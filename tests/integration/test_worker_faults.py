@@ -32,7 +32,7 @@ from tests.support.worker_process import (
     rebuild_matches,
     write_config,
 )
-from worker.adapters.broker import BrokerSettings
+from worker.adapters.broker.connection import BrokerSettings
 
 KILL_N = int(os.environ.get("IMAGELEDGER_KILL_TEST_N", "20000"))
 FAULT_N = int(os.environ.get("IMAGELEDGER_FAULT_TEST_N", "4000"))

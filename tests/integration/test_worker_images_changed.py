@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.test_worker import REPO, inventory, make_config, rows, running_worker
 from tests.support.rabbit import publish_raw, wait_until
 from tests.support.registry import RunningRegistry
-from worker.adapters.broker import BrokerSettings
+from worker.adapters.broker.connection import BrokerSettings
 from worker.converter import decode_outbound_message
 from worker.domain.messages import ImagesChangedMessage, TaggedImage
 

@@ -30,7 +30,7 @@ from tests.support.worker_process import (
     publish_bulk,
 )
 from worker import factory
-from worker.adapters.broker import BrokerSettings
+from worker.adapters.broker.connection import BrokerSettings
 from worker.config import parse_config
 from worker.consumer import Worker
 

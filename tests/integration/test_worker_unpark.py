@@ -14,7 +14,7 @@ from tests.integration.test_worker import REPO, T0, rows, running_worker
 from tests.support.launcher import launcher
 from tests.support.rabbit import publish_raw, wait_until
 from tests.support.registry import RunningRegistry
-from worker.adapters.broker import BrokerSettings
+from worker.adapters.broker.connection import BrokerSettings
 from worker.config import parse_config
 
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.derived import store_derived
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
 from worker.domain.events import (
     CachedImage,
     Event,

@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters import migrate
-from worker.adapters.database import make_engine
-from worker.adapters.eventlog import EventLog
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.database import make_engine
+from worker.adapters.ledger.eventlog import EventLog
 
 __all__ = [
     "ADMIN_URL",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from worker.adapters.derived import (
+from worker.adapters.ledger.derived import (
     image_rows,
     menu_rows,
     replace_images,
@@ -14,7 +14,7 @@ from worker.adapters.derived import (
     replace_prepull_targets,
     target_rows,
 )
-from worker.adapters.eventlog import EventLog
+from worker.adapters.ledger.eventlog import EventLog
 from worker.domain.images import Repository, TagEntry, build_collection, parse_entries
 from worker.domain.menu import make_view
 from worker.domain.nodes import Node

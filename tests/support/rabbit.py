@@ -18,7 +18,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from worker.adapters.broker import Broker, BrokerSettings
+from worker.adapters.broker.connection import Broker, BrokerSettings
 
 __all__ = [
     "amqp_url",

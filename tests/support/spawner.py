@@ -16,8 +16,8 @@ from tests.support import conformance as c
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry
 from worker import factory
-from worker.adapters.eventlog import EventLog
-from worker.adapters.prepull_store import WorkStore
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.prepull import WorkStore
 from worker.config import Config, parse_config
 from worker.domain.images import TagEntry
 from worker.domain.messages import Delivery, NodeInventory

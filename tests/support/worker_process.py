@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.cli import ENTRY
 from tests.support.rabbit import wait_until
-from worker.adapters.rebuild import rebuild
-from worker.adapters.schema import PROJECTION_TABLES
+from worker.adapters.ledger.rebuild import rebuild
+from worker.adapters.ledger.schema import PROJECTION_TABLES
 from worker.converter import encode_message
 from worker.domain.messages import PodCompleted
 from worker.domain.references import DockerReference

@@ -10,8 +10,8 @@ import click
 import yaml
 
 from worker import factory
-from worker.adapters.broker_topology import AMQP_URL_ENV
-from worker.adapters.database import DATABASE_URL_ENV
+from worker.adapters.broker.topology import AMQP_URL_ENV
+from worker.adapters.ledger.database import DATABASE_URL_ENV
 from worker.cli import main
 from worker.logs import LOG_LEVEL_ENV
 

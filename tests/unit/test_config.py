@@ -155,7 +155,7 @@ def test_queue_section_reaches_the_broker_settings() -> None:
 
 
 def test_queue_defaults_match_the_broker_defaults() -> None:
-    from worker.adapters.broker import BrokerSettings
+    from worker.adapters.broker.connection import BrokerSettings
     from worker.factory import broker_settings
 
     config = parse_config({"images": {"source": SOURCE}})

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from worker.adapters.database import (
+from worker.adapters.ledger.database import (
     DatabaseMissingError,
     DatabaseUnavailableError,
     LedgerConflictError,

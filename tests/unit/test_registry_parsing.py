@@ -11,15 +11,7 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from worker.adapters.registry import (
-    DockerCredentialStore,
-    ManifestUnknownError,
-    RegistryCredentials,
-    RegistryCredentialsError,
-    RequestStats,
-    RetryBudget,
-)
-from worker.adapters.registry_auth import (
+from worker.adapters.registry.auth import (
     Challenge,
     TokenCache,
     TokenGrant,
@@ -28,7 +20,15 @@ from worker.adapters.registry_auth import (
     parse_challenges,
     parse_token_response,
 )
-from worker.adapters.registry_wire import (
+from worker.adapters.registry.client import (
+    DockerCredentialStore,
+    ManifestUnknownError,
+    RegistryCredentials,
+    RegistryCredentialsError,
+    RequestStats,
+    RetryBudget,
+)
+from worker.adapters.registry.wire import (
     is_valid_digest,
     next_link,
     parse_link_header,

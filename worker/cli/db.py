@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from worker.adapters import migrate
-from worker.adapters.database import safe_url
-from worker.adapters.rebuild import rebuild
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.database import safe_url
+from worker.adapters.ledger.rebuild import rebuild
 from worker.cli.common import (
     database_url_option,
     json_option,

@@ -8,9 +8,9 @@ import click
 from attrs import asdict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.eventlog import EventLog
-from worker.adapters.explain_store import ExplainStore
-from worker.adapters.unpark_store import UnparkStore
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.stores.explain import ExplainStore
+from worker.adapters.ledger.stores.unpark import UnparkStore
 from worker.cli.common import (
     UnknownError,
     database_url_option,

@@ -4,7 +4,7 @@
 their new values; it mutates nothing. ``evolve(state, event)`` and ``fold(events)`` apply it
 to an in-memory ``LedgerState``. This is the specification of every projection: the adapters
 fold repository events with it directly and node events with set-based SQL
-(``worker.adapters.nodefold``) that the rebuild-parity property test holds to it.
+(``worker.adapters.ledger.nodefold``) that the rebuild-parity property test holds to it.
 
 Rules in brief:
 - tags keep their history as intervals; a removed tag keeps its row (``removed_at`` set);

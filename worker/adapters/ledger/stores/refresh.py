@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
-from worker.adapters.derived import (
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.derived import (
     image_rows,
     images_states,
     log_head,
@@ -20,8 +20,8 @@ from worker.adapters.derived import (
     replace_prepull_targets,
     target_rows,
 )
-from worker.adapters.eventlog import EventLog, LedgerTransaction, NewEvent
-from worker.adapters.outbox import write_outbox
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.outbox import write_outbox
 from worker.domain.changes import ChangeRule, ImagesState
 from worker.domain.events import Event, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository

@@ -16,8 +16,8 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from yarl import URL
 
-from worker.adapters.broker_consumer import BatchConsumer, BatchHandler, body_message_id
-from worker.adapters.broker_topology import (
+from worker.adapters.broker.consumer import BatchConsumer, BatchHandler, body_message_id
+from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
     AUTHENTICATION_FAILED,
     CONNECTION_LOST,

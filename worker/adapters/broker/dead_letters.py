@@ -32,9 +32,9 @@ import attrs
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from attrs import frozen
 
-from worker.adapters.broker import safe_amqp_url
-from worker.adapters.broker_consumer import body_message_id
-from worker.adapters.broker_topology import (
+from worker.adapters.broker.connection import safe_amqp_url
+from worker.adapters.broker.consumer import body_message_id
+from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
     AUTHENTICATION_FAILED,
     CONNECTION_LOST,

@@ -10,7 +10,7 @@ from typing import Any
 
 from attrs import frozen
 
-from .registry_errors import RegistryCredentialsError
+from .errors import RegistryCredentialsError
 
 __all__ = ["DockerCredentialStore", "RegistryCredentials"]
 

@@ -28,11 +28,11 @@ import structlog
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
-from worker.adapters.eventlog import EventLog, LedgerTransaction
-from worker.adapters.nodefold import NODE_EVENT_TYPES, count_presence, replay_sql
-from worker.adapters.projections import WorkingSet, write
-from worker.adapters.schema import PROJECTION_TABLES
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction
+from worker.adapters.ledger.nodefold import NODE_EVENT_TYPES, count_presence, replay_sql
+from worker.adapters.ledger.projections import WorkingSet, write
+from worker.adapters.ledger.schema import PROJECTION_TABLES
 from worker.converter import converter as default_converter
 from worker.domain.events import Event
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
+from worker.adapters.ledger.database import translate_errors
 from worker.converter import converter
 from worker.domain.events import Event
 from worker.domain.projection import TagInterval

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
-from worker.adapters.derived import images_states, log_head
-from worker.adapters.eventlog import EventLog, LedgerTransaction, NewEvent
-from worker.adapters.outbox import write_outbox
-from worker.adapters.projections import fetch_rows
-from worker.adapters.rows import CODECS
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.derived import images_states, log_head
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.outbox import write_outbox
+from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.rows import CODECS
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence

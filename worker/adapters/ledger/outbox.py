@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from worker.adapters.database import translate_errors
+from worker.adapters.ledger.database import translate_errors
 from worker.converter import converter as default_converter
 from worker.domain.messages import OutboundMessage, Outgoing
 
@@ -61,7 +61,7 @@ _BACKLOG = text("SELECT count(*) FROM ledger.outbox WHERE published_at IS NULL")
 
 
 class OutboxPublisher(Protocol):
-    """What the relay publishes through (``worker.adapters.broker.Broker``)."""
+    """What the relay publishes through (``worker.adapters.broker.connection.Broker``)."""
 
     async def publish(
         self,

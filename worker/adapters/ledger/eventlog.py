@@ -8,7 +8,7 @@ keys already in the log, which under the lock is exact, so it needs no ``ON CONF
 (speculative insertion costs a fifth of the insert); the unique index still refuses a
 duplicate written around the lock. The projection rows the new events touch are folded in
 the same transaction (``worker.domain.ledger``): node and prepull events by the statement
-that appends them (``worker.adapters.nodefold``), repository events in Python after it (the
+that appends them (``worker.adapters.ledger.nodefold``), repository events in Python after it (the
 two touch different tables).
 """
 
@@ -27,11 +27,11 @@ from attrs import frozen
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
-from worker.adapters.nodefold import append_sql
-from worker.adapters.projections import fetch_rows as _fetch
-from worker.adapters.projections import fold_repository_events, is_node_event
-from worker.adapters.rows import CODECS
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.nodefold import append_sql
+from worker.adapters.ledger.projections import fetch_rows as _fetch
+from worker.adapters.ledger.projections import fold_repository_events, is_node_event
+from worker.adapters.ledger.rows import CODECS
 from worker.converter import converter as default_converter
 from worker.domain.events import Event, stream_of
 from worker.domain.inventory import Presence

@@ -8,7 +8,7 @@ from attrs import frozen
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
+from worker.adapters.ledger.database import translate_errors
 
 __all__ = ["PruneReport", "prune"]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
-from worker.adapters.history_store import decode_event
-from worker.adapters.projections import fetch_rows
-from worker.adapters.rows import CODECS
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.stores.history import decode_event
 from worker.domain.explain import ExplainInput, ImageQuery, attempt_of
 from worker.domain.prepull import PairState, PrepullSettings
 from worker.domain.projection import NodeImageRow, NodeRow, PolicyRow

@@ -78,7 +78,7 @@ position ranges and batch sizes vary by orders of magnitude, and a generic plan 
 the tables were small degrades as they grow (measured: worker throughput fell from 5,800 to
 1,750 messages/s over 60,000 pod completions; with custom plans it stays at 5,800). The one
 exception is the append statement, written so that its plan cannot degrade
-(``worker.adapters.eventlog.GENERIC_PLAN``)."""
+(``worker.adapters.ledger.eventlog.GENERIC_PLAN``)."""
 
 
 def make_engine(url: str, **options: Any) -> AsyncEngine:

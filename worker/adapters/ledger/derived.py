@@ -16,8 +16,8 @@ from typing import Any
 
 from attrs import astuple, fields, frozen
 
-from worker.adapters.database import translate_errors
-from worker.adapters.eventlog import LedgerTransaction
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.eventlog import LedgerTransaction
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import ImageCollection, Repository
 from worker.domain.menu import View

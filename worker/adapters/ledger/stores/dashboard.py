@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.database import translate_errors
+from worker.adapters.ledger.database import translate_errors
 
 __all__ = ["menu_rows", "node_status_rows", "prepull_status_rows"]
 

@@ -25,7 +25,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from worker.adapters.broker_topology import (
+from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
     DEAD_AT_HEADER,
     QUEUE_HEADER,

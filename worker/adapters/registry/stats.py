@@ -9,7 +9,7 @@ from attrs import define, field, frozen
 
 from worker.domain.events import RequestCount
 
-from .registry_wire import RATE_LIMIT_HEADERS
+from .wire import RATE_LIMIT_HEADERS
 
 __all__ = [
     "RegistryLimits",

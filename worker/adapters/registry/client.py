@@ -18,9 +18,9 @@ from attrs import frozen
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from .registry_auth import AuthAttempt, RegistryAuthenticator
-from .registry_credentials import DockerCredentialStore, RegistryCredentials
-from .registry_errors import (
+from .auth import AuthAttempt, RegistryAuthenticator
+from .credentials import DockerCredentialStore, RegistryCredentials
+from .errors import (
     ManifestUnknownError,
     RegistryAuthError,
     RegistryConnectionError,
@@ -37,14 +37,14 @@ from .registry_errors import (
     error_for_status,
     safe_url,
 )
-from .registry_stats import (
+from .stats import (
     RegistryLimits,
     RequestCount,
     RequestStats,
     RequestStatsSnapshot,
     RetryBudget,
 )
-from .registry_wire import (
+from .wire import (
     MANIFEST_ACCEPT,
     is_valid_digest,
     is_valid_repository,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from worker.adapters.database import translate_errors
-from worker.adapters.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.domain.prepull import Fact
 from worker.domain.unpark import ParkedPair
 

@@ -11,7 +11,7 @@ from worker.domain.errors import SourceUnavailableError
 from worker.domain.images import Repository
 from worker.domain.refresh import HeadFailed, HeadFound, HeadMissing, HeadResult, RefreshCost
 
-from .registry import ManifestUnknownError, RegistryClient, RegistryError
+from .client import ManifestUnknownError, RegistryClient, RegistryError
 
 __all__ = ["RegistryTagSource"]
 

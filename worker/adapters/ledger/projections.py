@@ -3,7 +3,7 @@
 Repository events (tags, refreshes, policies: few) are folded by the domain's own rules
 (``worker.domain.ledger.changes``) over a ``WorkingSet`` of the rows they touch, loaded and
 written back here. Node and prepull events (most of the log) are folded set-based inside
-PostgreSQL by ``worker.adapters.nodefold``, which implements the same rules.
+PostgreSQL by ``worker.adapters.ledger.nodefold``, which implements the same rules.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from worker.adapters.rows import CODECS, TableCodec
+from worker.adapters.ledger.rows import CODECS, TableCodec
 from worker.domain.events import (
     Event,
     NodeGone,
@@ -94,7 +94,7 @@ def needs_of(events: Iterable[Event]) -> Needs:
 
 
 def is_node_event(event: Event) -> bool:
-    """Whether an event is folded by the node fold (``worker.adapters.nodefold``)."""
+    """Whether an event is folded by the node fold (``worker.adapters.ledger.nodefold``)."""
     return isinstance(event, _NODE_EVENTS)
 
 
@@ -232,7 +232,7 @@ async def fold_repository_events(db: Any, events: Sequence[Event]) -> int:
     """Fold the repository events among ``events`` (new in the log) into their tables.
 
     Node and prepull events are skipped: the statement that appends them folds them
-    (``worker.adapters.nodefold``). Returns how many rows were written.
+    (``worker.adapters.ledger.nodefold``). Returns how many rows were written.
     """
     repository_events = [e for e in events if not is_node_event(e)]
     if not repository_events:

@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import converter as wire
-from worker.adapters.database import translate_errors
+from worker.adapters.ledger.database import translate_errors
 from worker.domain.images import Repository, TagEntry
 from worker.domain.spawner import LedgerState
 

@@ -14,9 +14,9 @@ import structlog
 from attrs import define, field, frozen
 from yarl import URL
 
-from .registry_credentials import RegistryCredentials
-from .registry_errors import RegistryAuthError, safe_url
-from .registry_wire import read_quoted_string, read_token, skip
+from .credentials import RegistryCredentials
+from .errors import RegistryAuthError, safe_url
+from .wire import read_quoted_string, read_token, skip
 
 __all__ = [
     "AuthAttempt",

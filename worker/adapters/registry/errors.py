@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from yarl import URL
 
-from .registry_wire import parse_retry_after
+from .wire import parse_retry_after
 
 __all__ = [
     "ManifestUnknownError",
