@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from worker.adapters.ledger.database import LedgerError, TransientLedgerError
+from worker.adapters.ledger import LedgerError, TransientLedgerError
 from worker.domain.errors import ImageLedgerError, StorageUnavailableError
 from worker.domain.events import RefreshFailed, TagDiscovered, TagMoved, TagRemoved, TagResolved
 from worker.domain.messages import (

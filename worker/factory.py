@@ -13,20 +13,24 @@ import aiohttp
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.broker.connection import Broker, BrokerSettings
-from worker.adapters.ledger.database import database_url, make_engine
-from worker.adapters.ledger.eventlog import EventLog
-from worker.adapters.ledger.outbox import OutboxRelay
-from worker.adapters.ledger.stores.prepull import LedgerStatus, WorkStore
-from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
-from worker.adapters.ledger.stores.spawner import SpawnerStore
+from worker.adapters.broker import Broker, BrokerSettings
+from worker.adapters.ledger import (
+    EventLog,
+    LedgerRefreshStore,
+    LedgerStatus,
+    OutboxRelay,
+    SpawnerStore,
+    WorkStore,
+    database_url,
+    make_engine,
+)
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.registry.client import (
+from worker.adapters.registry import (
     DockerCredentialStore,
     RegistryClient,
     RegistryCredentials,
+    RegistryTagSource,
 )
-from worker.adapters.registry.source import RegistryTagSource
 from worker.config import Config, ConfigError, DockerSource, load_config
 from worker.services.refresh import RefreshReport, refresh
 from worker.services.resolve import ImageResolver

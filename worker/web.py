@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from worker import converter as wire
-from worker.adapters.ledger.database import LedgerError
+from worker.adapters.ledger import LedgerError
 from worker.adapters.metrics import CONTENT_TYPE
 from worker.domain.errors import (
     InvalidDockerReferenceError,

@@ -16,14 +16,14 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import factory
-from worker.adapters.ledger.database import (
+from worker.adapters.ledger import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
     LedgerError,
     make_engine,
     safe_url,
 )
-from worker.adapters.ledger.database import database_url as resolve_database_url
+from worker.adapters.ledger import database_url as resolve_database_url
 from worker.config import Config, ConfigError, yaml_problem
 from worker.converter import ValidationError
 

@@ -6,9 +6,7 @@ from typing import Any
 
 import click
 
-from worker.adapters.ledger import migrate
-from worker.adapters.ledger.database import safe_url
-from worker.adapters.ledger.rebuild import rebuild
+from worker.adapters.ledger import current_revision, rebuild_projections, safe_url, upgrade
 from worker.cli.common import (
     database_url_option,
     json_option,
@@ -28,8 +26,8 @@ def migrate_command(database_url: str, revision: str, as_json: bool) -> None:
     """Create or upgrade the database schema (ledger tables, dashboard views, reader role)."""
 
     async def action(engine: Any) -> str | None:
-        await migrate.upgrade(engine, revision)
-        return await migrate.current_revision(engine)
+        await upgrade(engine, revision)
+        return await current_revision(engine)
 
     current = run_on_database(database_url, action)
     if as_json:
@@ -53,7 +51,7 @@ def rebuild_command(database_url: str, chunk: int | None, as_json: bool) -> None
     Progress goes to stderr; the result to stdout (an object with --json).
     """
     report = run_on_database(
-        database_url, lambda e: rebuild(e, chunk=chunk, progress=progress_reporter())
+        database_url, lambda e: rebuild_projections(e, chunk=chunk, progress=progress_reporter())
     )
     if as_json:
         print_json(

@@ -9,8 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from worker.adapters.broker.dead_letters import DeadLetter, DeadLetterQueue, ReplayReport
-from worker.adapters.broker.topology import BrokerError, amqp_url
+from worker.adapters.broker import BrokerError, DeadLetter, DeadLetterQueue, ReplayReport, amqp_url
 from worker.cli.common import (
     BadInputError,
     CommandError,

@@ -9,7 +9,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import factory
-from worker.adapters.ledger.stores.explain import ExplainStore
+from worker.adapters.ledger import ExplainStore
 from worker.cli.common import (
     UnknownError,
     config_option,

@@ -9,7 +9,7 @@ import click
 from attrs import asdict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.ledger.stores.history import HistoryStore
+from worker.adapters.ledger import HistoryStore
 from worker.cli.common import (
     UnknownError,
     database_url_option,

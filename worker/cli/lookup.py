@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.adapters.ledger.stores.explain import ExplainStore
+from worker.adapters.ledger import ExplainStore
 from worker.cli.common import BadInputError, UnknownError
 from worker.domain.explain import ImageQuery, parse_image_query
 from worker.domain.references import InvalidReferenceError

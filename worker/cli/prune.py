@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from worker.adapters.ledger.retention import prune
+from worker.adapters.ledger import prune
 from worker.cli.common import (
     database_url_option,
     fail,

@@ -16,8 +16,8 @@ import structlog
 
 from worker import converter as wire
 from worker import factory
-from worker.adapters.ledger.database import LedgerError, safe_url
-from worker.adapters.ledger.database import database_url as resolve_database_url
+from worker.adapters.ledger import LedgerError, safe_url
+from worker.adapters.ledger import database_url as resolve_database_url
 from worker.cli.common import (
     CommandError,
     amqp_url_option,
@@ -113,7 +113,7 @@ async def _refresh_now(
 
 
 async def _publish_refresh(url: str | None, prefix: str) -> str:
-    from worker.adapters.broker.connection import (
+    from worker.adapters.broker import (
         Broker,
         BrokerError,
         BrokerSettings,
@@ -166,7 +166,7 @@ def run_command(
 
     SIGTERM (or Ctrl-C) finishes the batches in hand, commits, acknowledges and exits 0.
     """
-    from worker.adapters.broker.connection import amqp_url as resolve_amqp_url
+    from worker.adapters.broker import amqp_url as resolve_amqp_url
     from worker.consumer import Worker
     from worker.web import serve
 

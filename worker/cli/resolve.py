@@ -9,7 +9,7 @@ import click
 
 from worker import converter as wire
 from worker import factory
-from worker.adapters.ledger.database import LedgerError
+from worker.adapters.ledger import LedgerError
 from worker.cli.common import (
     EXIT_REGISTRY,
     EXIT_UNKNOWN,

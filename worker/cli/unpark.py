@@ -8,9 +8,7 @@ import click
 from attrs import asdict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.ledger.eventlog import EventLog
-from worker.adapters.ledger.stores.explain import ExplainStore
-from worker.adapters.ledger.stores.unpark import UnparkStore
+from worker.adapters.ledger import EventLog, ExplainStore, UnparkStore
 from worker.cli.common import (
     UnknownError,
     database_url_option,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from worker.adapters.ledger.stores import dashboard
+from worker.adapters.ledger import dashboard
 from worker.cli.common import database_url_option, json_option, print_rows, run_on_database
 
 __all__ = ["menu_command", "status_command"]

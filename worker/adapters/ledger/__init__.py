@@ -1,1 +1,53 @@
-"""PostgreSQL: the ledger schema, the event log, its folds and projections, stores, migrations."""
+"""PostgreSQL: the ledger schema, the event log, its folds and projections, stores, migrations.
+
+The package face: callers outside it import from here, never from its modules.
+"""
+
+from worker.adapters.ledger.database import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    LedgerError,
+    TransientLedgerError,
+    database_url,
+    make_engine,
+    safe_url,
+)
+from worker.adapters.ledger.eventlog import EventLog
+from worker.adapters.ledger.migrate import current_revision, upgrade
+from worker.adapters.ledger.outbox import OutboxRelay
+from worker.adapters.ledger.rebuild import rebuild as rebuild_projections
+from worker.adapters.ledger.retention import prune
+from worker.adapters.ledger.stores import (
+    ExplainStore,
+    HistoryStore,
+    LedgerRefreshStore,
+    LedgerStatus,
+    SpawnerStore,
+    UnparkStore,
+    WorkStore,
+    dashboard,
+)
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "EventLog",
+    "ExplainStore",
+    "HistoryStore",
+    "LedgerError",
+    "LedgerRefreshStore",
+    "LedgerStatus",
+    "OutboxRelay",
+    "SpawnerStore",
+    "TransientLedgerError",
+    "UnparkStore",
+    "WorkStore",
+    "current_revision",
+    "dashboard",
+    "database_url",
+    "make_engine",
+    "prune",
+    "rebuild_projections",
+    "safe_url",
+    "upgrade",
+]

@@ -47,7 +47,7 @@ class MigrationError(LedgerError):
 def migrations_dir() -> Path:
     """The folder holding ``env.py``, ``versions/`` and ``views/``."""
     configured = os.environ.get(MIGRATIONS_ENV)
-    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "migrations"
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[3] / "migrations"
     if not (folder / "env.py").is_file():
         raise MigrationError(
             f"no Alembic migrations at {folder} (install the project editable from its "
