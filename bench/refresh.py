@@ -37,7 +37,7 @@ from worker.adapters.ledger import migrate
 from worker.adapters.ledger.database import make_engine
 from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
-from worker.adapters.registry.client import RegistryLimits
+from worker.adapters.registry import RegistryLimits
 from worker.adapters.registry.source import RegistryTagSource
 from worker.config import Config, parse_config
 from worker.factory import utcnow

@@ -20,7 +20,7 @@ from tests.support.registry import RunningRegistry, client_for
 from worker.adapters.broker.connection import Broker, BrokerSettings
 from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
-from worker.adapters.registry.client import RegistryClient
+from worker.adapters.registry import RegistryClient
 from worker.adapters.registry.source import RegistryTagSource
 from worker.config import Config, parse_config
 from worker.domain.events import (

@@ -14,7 +14,7 @@ import pytest
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import FAST_LIMITS, PASSWORD, USER, RunningRegistry, client_for
 from tests.support.tokenserver import TokenServer
-from worker.adapters.registry.client import (
+from worker.adapters.registry import (
     DockerCredentialStore,
     RegistryAuthError,
     RegistryClient,

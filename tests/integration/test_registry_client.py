@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.push import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from tests.support.registry import RunningRegistry, client_for
-from worker.adapters.registry.client import (
+from worker.adapters.registry import (
     ManifestUnknownError,
     RegistryClient,
     RegistryError,

@@ -11,7 +11,7 @@ from attrs import evolve
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import FAST_LIMITS, RunningRegistry, client_for
-from worker.adapters.registry.client import (
+from worker.adapters.registry import (
     RegistryClient,
     RegistryError,
     RegistryInvalidUrlError,

@@ -12,7 +12,7 @@ import structlog
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import PASSWORD, USER, RunningRegistry, client_for
 from tests.support.tokenserver import TokenServer
-from worker.adapters.registry.client import (
+from worker.adapters.registry import (
     DockerCredentialStore,
     RegistryAuthError,
     RegistryCredentials,

@@ -21,7 +21,7 @@ from tests.support.certs import ServerTls
 from tests.support.net import free_port
 from tests.support.push import RegistryPusher, basic_authorization
 from tests.support.tokenserver import TokenServer
-from worker.adapters.registry.client import (
+from worker.adapters.registry import (
     RegistryClient,
     RegistryCredentials,
     RegistryLimits,

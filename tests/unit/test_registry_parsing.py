@@ -11,6 +11,14 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
+from worker.adapters.registry import (
+    DockerCredentialStore,
+    ManifestUnknownError,
+    RegistryCredentials,
+    RegistryCredentialsError,
+    RequestStats,
+    RetryBudget,
+)
 from worker.adapters.registry.auth import (
     Challenge,
     TokenCache,
@@ -19,14 +27,6 @@ from worker.adapters.registry.auth import (
     credentials_allowed_for_realm,
     parse_challenges,
     parse_token_response,
-)
-from worker.adapters.registry.client import (
-    DockerCredentialStore,
-    ManifestUnknownError,
-    RegistryCredentials,
-    RegistryCredentialsError,
-    RequestStats,
-    RetryBudget,
 )
 from worker.adapters.registry.wire import (
     is_valid_digest,

@@ -19,18 +19,15 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from .auth import AuthAttempt, RegistryAuthenticator
-from .credentials import DockerCredentialStore, RegistryCredentials
+from .credentials import RegistryCredentials
 from .errors import (
     ManifestUnknownError,
     RegistryAuthError,
     RegistryConnectionError,
-    RegistryCredentialsError,
     RegistryError,
     RegistryInvalidUrlError,
     RegistryProtocolError,
-    RegistryRateLimitedError,
     RegistryRetryBudgetExhaustedError,
-    RegistryServerError,
     RegistryTimeoutError,
     RegistryTlsError,
     RepositoryUnknownError,
@@ -39,9 +36,7 @@ from .errors import (
 )
 from .stats import (
     RegistryLimits,
-    RequestCount,
     RequestStats,
-    RequestStatsSnapshot,
     RetryBudget,
 )
 from .wire import (
@@ -55,30 +50,7 @@ from .wire import (
     same_origin,
 )
 
-__all__ = [
-    "DockerCredentialStore",
-    "ManifestInfo",
-    "ManifestUnknownError",
-    "RegistryAuthError",
-    "RegistryClient",
-    "RegistryConnectionError",
-    "RegistryCredentials",
-    "RegistryCredentialsError",
-    "RegistryError",
-    "RegistryInvalidUrlError",
-    "RegistryLimits",
-    "RegistryProtocolError",
-    "RegistryRateLimitedError",
-    "RegistryRetryBudgetExhaustedError",
-    "RegistryServerError",
-    "RegistryTimeoutError",
-    "RegistryTlsError",
-    "RepositoryUnknownError",
-    "RequestCount",
-    "RequestStats",
-    "RequestStatsSnapshot",
-    "RetryBudget",
-]
+__all__ = ["ManifestInfo", "RegistryClient"]
 
 Logger = Any
 """A structlog bound logger (its concrete type depends on the application's configuration)."""

@@ -11,7 +11,8 @@ from worker.domain.errors import SourceUnavailableError
 from worker.domain.images import Repository
 from worker.domain.refresh import HeadFailed, HeadFound, HeadMissing, HeadResult, RefreshCost
 
-from .client import ManifestUnknownError, RegistryClient, RegistryError
+from .client import RegistryClient
+from .errors import ManifestUnknownError, RegistryError
 
 __all__ = ["RegistryTagSource"]
 
