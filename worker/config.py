@@ -21,6 +21,7 @@ from worker import converter
 from worker.domain.images import Repository
 from worker.domain.nodes import Toleration
 from worker.domain.policy import DropdownPolicy, ImageFilter, PrepullPolicy
+from worker.domain.refresh import RemovalLimit
 
 __all__ = [
     "Config",
@@ -105,6 +106,7 @@ class ImagesConfig:
     docker_credentials_path: str | None = None
     resolve_budget: int = field(default=100, validator=validators.ge(0))
     node_status_max_images: int = field(default=50, validator=validators.ge(1))
+    max_removals_unconfirmed: RemovalLimit = RemovalLimit()
 
     @property
     def repository(self) -> Repository:

@@ -34,6 +34,7 @@ from worker.domain.messages import (
 )
 from worker.domain.nodes import KubeletImage, Node, Taint, cached_digests
 from worker.domain.references import DockerReference
+from worker.domain.refresh import RemovalLimit
 from worker.domain.spawner import ResolvedImage
 
 __all__ = ["ValidationError", "converter", "describe_error", "make_converter", "structure"]
@@ -88,6 +89,20 @@ def _structure_bool(value: Any, _: type) -> bool:
     return value
 
 
+def _structure_removal_limit(value: Any, _: type) -> RemovalLimit:
+    """``images.maxRemovalsUnconfirmed``: a number of tags, or a share such as ``10%``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return RemovalLimit(count=value)
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            percent = -1.0
+        if 0 <= percent <= 100:
+            return RemovalLimit(percent=percent)
+    raise ValueError(f"expected a number of tags or a percentage such as '10%', got {value!r}")
+
+
 def make_converter(*, camel_case: bool = False) -> cattrs.Converter:
     """Build a strict converter: unknown keys rejected, aware datetimes required.
 
@@ -103,6 +118,7 @@ def make_converter(*, camel_case: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(RemovalLimit, _structure_removal_limit)
     _register_inputs(conv)
     if camel_case:
         _register_camel_case(conv)

@@ -18,7 +18,7 @@ from yarl import URL
 __all__ = ["Fault", "FaultProxy", "LinkStyle"]
 
 LinkStyle = Literal["relative", "absolute", "loop", "other-host"]
-FaultKind = Literal["respond", "delay", "drop", "strip-header"]
+FaultKind = Literal["respond", "answer", "delay", "drop", "strip-header"]
 
 _HOP_BY_HOP = frozenset(
     {
@@ -47,12 +47,16 @@ class Fault:
     headers: Mapping[str, str] = field(factory=dict)
     seconds: float = 0.0
     header: str = ""
+    body: object = None
+    query: re.Pattern[str] | None = None
 
     def matches(self, request: web.Request) -> bool:
         """Whether this fault applies to ``request`` and has uses left."""
         if self.times is not None and self.times <= 0:
             return False
         if self.method is not None and request.method != self.method:
+            return False
+        if self.query is not None and self.query.search(request.query_string) is None:
             return False
         return self.path.search(request.path) is not None
 
@@ -126,6 +130,21 @@ class FaultProxy:
         fault = Fault("respond", re.compile(path), method, times, status, dict(headers or {}))
         return self._add(fault)
 
+    def answer(
+        self,
+        path: str,
+        body: object,
+        *,
+        query: str | None = None,
+        times: int | None = 1,
+        method: str | None = "GET",
+    ) -> Fault:
+        """Answer 200 with ``body`` as JSON and no ``Link`` header (a registry that lies);
+        ``query`` narrows it to requests whose query string matches (e.g. ``last=``)."""
+        pattern = None if query is None else re.compile(query)
+        fault = Fault("answer", re.compile(path), method, times, 200, body=body, query=pattern)
+        return self._add(fault)
+
     def delay(
         self, path: str, seconds: float, *, times: int | None = 1, method: str | None = None
     ) -> Fault:
@@ -177,6 +196,8 @@ class FaultProxy:
                 status=fault.status,
                 headers=dict(fault.headers),
             )
+        if fault is not None and fault.kind == "answer":
+            return web.json_response(fault.body)
         if fault is not None and fault.kind == "drop":
             if request.transport is not None:
                 request.transport.abort()

@@ -19,7 +19,9 @@ from worker.domain.refresh import (
     HeadMissing,
     HeadResult,
     RefreshCost,
+    RemovalLimit,
     decide_refresh,
+    plan_removals,
     tags_to_head,
 )
 
@@ -99,6 +101,7 @@ def test_move_resolve_remove_and_404() -> None:
         "a": HeadFound("sha256:9"),
         "b": HeadFound("sha256:2"),
         "c": HeadMissing(),
+        "gone": HeadMissing(),
     }
     events = decide(known, ["a", "b", "c"], heads).events
     assert events[0] == TagMoved(
@@ -137,3 +140,48 @@ def test_failed_head_keeps_the_last_digest_and_is_flagged() -> None:
 def test_a_listed_tag_that_404s_before_it_was_known_adds_nothing() -> None:
     outcome = decide({}, ["ghost"], {"ghost": HeadMissing()})
     assert [type(e) for e in outcome.events] == [RefreshCompleted]
+
+
+def test_an_unlisted_tag_is_removed_only_on_its_own_404() -> None:
+    known: dict[str, str | None] = {"a": "sha256:1", "gone": "sha256:2", "hidden": "sha256:3"}
+    heads: dict[str, HeadResult] = {"gone": HeadMissing(), "hidden": HeadFound("sha256:4")}
+    outcome = decide(known, ["a"], heads)
+    removed = [e.tag for e in outcome.events if isinstance(e, TagRemoved)]
+    moved = [(e.tag, e.new_digest) for e in outcome.events if isinstance(e, TagMoved)]
+    assert removed == ["gone"]
+    assert moved == [("hidden", "sha256:4")]
+    assert outcome.flagged == ()
+    assert outcome.current == ("a", "hidden")
+
+
+def test_an_unlisted_tag_not_confirmed_is_kept_and_flagged() -> None:
+    known: dict[str, str | None] = {"a": "sha256:1", "b": "sha256:2", "c": "sha256:3"}
+    outcome = decide(known, ["a"], {"b": HeadFailed("503 after 4 tries")})
+    assert not [e for e in outcome.events if isinstance(e, TagRemoved)]
+    assert outcome.flagged == ("b", "c")
+    assert outcome.current == ("a", "b", "c")
+    summary = outcome.events[-1]
+    assert isinstance(summary, RefreshCompleted)
+    assert (summary.removed, summary.tags_total, summary.flagged_tags) == (0, 3, ("b", "c"))
+
+
+def test_removal_limit_is_a_share_of_the_known_tags_with_a_floor() -> None:
+    assert RemovalLimit().of(10) == 5
+    assert RemovalLimit().of(200) == 20
+    assert RemovalLimit().of(201) == 21
+    assert RemovalLimit(percent=50).of(10) == 5
+    assert RemovalLimit(count=2).of(1000) == 2
+
+
+def test_unlisted_tags_within_the_limit_are_all_confirmed() -> None:
+    known: dict[str, str | None] = {t: None for t in ["w_2077_40", "w_2077_41", "w_2077_42"]}
+    plan = plan_removals(known, ["w_2077_42"], RemovalLimit(), resolve_budget=0)
+    assert plan.confirm == ("w_2077_41", "w_2077_40")
+    assert plan.unconfirmed == ()
+
+
+def test_a_listing_that_would_remove_too_much_is_confirmed_within_the_budget() -> None:
+    known: dict[str, str | None] = {f"w_2077_{n:02d}": None for n in range(10, 30)}
+    plan = plan_removals(known, [], RemovalLimit(), resolve_budget=3)
+    assert plan.confirm == ("w_2077_29", "w_2077_28", "w_2077_27")
+    assert plan.unconfirmed == tuple(f"w_2077_{n:02d}" for n in range(26, 9, -1))

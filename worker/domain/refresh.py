@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from worker.domain.events import (
 )
 from worker.domain.images import Repository, TagEntry, parse_entries
 from worker.domain.policy import PrepullPolicy, prepull_candidates
-from worker.domain.tags import sorted_newest_first
+from worker.domain.tags import parse_tag, sorted_newest_first
 
 __all__ = [
     "HeadFailed",
@@ -27,7 +28,10 @@ __all__ = [
     "HeadResult",
     "RefreshCost",
     "RefreshOutcome",
+    "RemovalLimit",
+    "RemovalPlan",
     "decide_refresh",
+    "plan_removals",
     "tags_to_head",
 ]
 
@@ -88,6 +92,52 @@ def tags_to_head(
 
 
 @frozen
+class RemovalLimit:
+    """How many unlisted tags one refresh may remove before it stops trusting the listing:
+    ``count`` when given, else ``percent`` of the known tags, never fewer than ``floor``."""
+
+    count: int | None = None
+    percent: float = 10.0
+    floor: int = 5
+
+    def of(self, known: int) -> int:
+        """The limit for a repository of ``known`` current tags."""
+        if self.count is not None:
+            return self.count
+        return max(self.floor, math.ceil(known * self.percent / 100))
+
+
+@frozen
+class RemovalPlan:
+    """The known tags a listing left out: those whose own HEAD is asked to confirm the
+    removal, and those left unconfirmed (kept and flagged) because there were too many."""
+
+    confirm: tuple[str, ...]
+    unconfirmed: tuple[str, ...]
+
+
+def plan_removals(
+    known: Mapping[str, str | None],
+    listed: Sequence[str],
+    limit: RemovalLimit,
+    resolve_budget: int,
+) -> RemovalPlan:
+    """Which unlisted tags to HEAD before removing them.
+
+    A tag is removed only on its own 404. Up to ``limit`` unlisted tags are all HEADed; a
+    listing that would remove more than that is suspect (an empty or truncated answer),
+    so only ``resolve_budget`` of them are HEADed and the rest are kept, flagged.
+    """
+    listed_set = set(listed)
+    newest_first = sorted_newest_first(parse_tag(tag) for tag in known)
+    unlisted = [t.tag for t in newest_first if t.tag not in listed_set]
+    if len(unlisted) <= limit.of(len(known)):
+        return RemovalPlan(tuple(unlisted), ())
+    budget = max(0, resolve_budget)
+    return RemovalPlan(tuple(unlisted[:budget]), tuple(unlisted[budget:]))
+
+
+@frozen
 class RefreshCost:
     """What a refresh cost: requests by method and status, retries, bytes, rate limits."""
 
@@ -99,10 +149,12 @@ class RefreshCost:
 
 @frozen
 class RefreshOutcome:
-    """The events a refresh appends and the tags it could not verify."""
+    """The events a refresh appends, the tags it could not verify, and the tags current
+    after it (listed or kept, in listing order then the kept unlisted ones)."""
 
     events: tuple[Event, ...]
     flagged: tuple[str, ...]
+    current: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -123,18 +175,24 @@ def decide_refresh(
 ) -> RefreshOutcome:
     """Turn a listing and the HEAD results into tag events plus one summary.
 
-    New tags are discovered (with their digest when fetched), vanished tags and tags whose
-    manifest is gone are removed, changed digests move, first digests resolve. A tag whose
-    HEAD failed keeps its last known digest and is flagged. A refresh that changes nothing
-    appends only the summary.
+    New tags are discovered (with their digest when fetched), tags whose manifest is gone
+    (their own HEAD answered 404) are removed, changed digests move, first digests
+    resolve. A known tag the listing left out is removed only on its own 404; found by its
+    HEAD it stays, otherwise it stays with its last digest and is flagged. A tag whose
+    HEAD failed keeps its last known digest and is flagged. A refresh that changes
+    nothing appends only the summary.
     """
     changes = _TagChanges(repository.registry, repository.repository, finished_at)
     for tag in dict.fromkeys(listed):
         changes.observe(tag, tag in known, known.get(tag), heads.get(tag))
     listed_set = set(listed)
     for tag, last in sorted(known.items()):
-        if tag not in listed_set:
-            changes.remove(tag, last)
+        if tag in listed_set:
+            continue
+        result = heads.get(tag)
+        if result is None:
+            changes.flagged.append(tag)
+        changes.observe(tag, True, last, result)
     summary = RefreshCompleted(
         registry=repository.registry,
         repository=repository.repository,
@@ -153,7 +211,7 @@ def decide_refresh(
         rate_limits=dict(cost.rate_limits),
         occurred_at=finished_at,
     )
-    return RefreshOutcome((*changes.events, summary), tuple(changes.flagged))
+    return RefreshOutcome((*changes.events, summary), tuple(changes.flagged), tuple(changes.kept))
 
 
 class _TagChanges:
@@ -165,6 +223,7 @@ class _TagChanges:
         self.at = at
         self.events: list[Event] = []
         self.flagged: list[str] = []
+        self.kept: list[str] = []
         self.present = 0
 
     def count(self, kind: type) -> int:
@@ -191,6 +250,7 @@ class _TagChanges:
                 self.remove(tag, last)
             return
         self.present += 1
+        self.kept.append(tag)
         digest = result.digest if isinstance(result, HeadFound) else None
         where = (self.registry, self.repository)
         if not is_known:

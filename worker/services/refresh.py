@@ -23,6 +23,7 @@ from worker.domain.refresh import (
     HeadResult,
     RefreshCost,
     decide_refresh,
+    plan_removals,
     tags_to_head,
 )
 from worker.services.evaluate import evaluate
@@ -95,12 +96,12 @@ class RefreshReport:
 def current_view(
     config: Config,
     known: Mapping[str, str | None],
-    listed: Sequence[str],
+    current: Sequence[str],
     heads: Mapping[str, HeadResult],
 ) -> View:
     """The collection and prepull set after this refresh (nodes come from the views)."""
     entries = []
-    for tag in dict.fromkeys(listed):
+    for tag in dict.fromkeys(current):
         result = heads.get(tag)
         if isinstance(result, HeadMissing):
             continue
@@ -142,7 +143,17 @@ async def refresh(
             bound.warning("refresh failed: cannot list tags", reason=str(exc))
             return RefreshReport(repository, failed, appended)
         wanted = tags_to_head(known, listed, images.policy(), images.resolve_budget)
-        heads = await source.resolve(wanted)
+        removals = plan_removals(
+            known, listed, images.max_removals_unconfirmed, images.resolve_budget
+        )
+        if removals.unconfirmed:
+            bound.warning(
+                "listing leaves out more tags than may be removed: removals unconfirmed",
+                unlisted=len(removals.confirm) + len(removals.unconfirmed),
+                confirming=len(removals.confirm),
+                kept=len(removals.unconfirmed),
+            )
+        heads = await source.resolve([*wanted, *removals.confirm])
         outcome = decide_refresh(
             repository,
             known,
@@ -154,7 +165,7 @@ async def refresh(
             cost=source.cost(),
         )
         finished = outcome.events[-1].occurred_at
-        view = current_view(config, known, listed, heads)
+        view = current_view(config, known, outcome.current, heads)
         appended = await ledger.record(
             outcome.events,
             key_prefix=refresh_id,

@@ -140,23 +140,28 @@ class RegistryClient:
         visited: set[URL] = set()
         tags: dict[str, None] = {}
         while page is not None:
-            if page in visited:
-                raise RegistryInvalidUrlError(
-                    "Link header leads back to a tag page already read", method="GET", url=page
-                )
             if len(visited) >= self._limits.max_pages:
                 raise RegistryProtocolError(
                     f"more than {self._limits.max_pages} tag pages", method="GET", url=page
                 )
             visited.add(page)
             response = await self._checked("GET", page, "application/json", log, repository)
+            this_page, page = page, self._next_page(response)
+            if page in visited:
+                raise RegistryInvalidUrlError(
+                    "Link header leads back to a tag page already read", method="GET", url=page
+                )
             try:
-                tags.update(dict.fromkeys(parse_tag_page(response.body)))
+                listed = parse_tag_page(response.body)
+                _check_page(listed, tags, first=len(visited) == 1)
             except ValueError as exc:
                 raise RegistryProtocolError(
-                    f"unusable tag list: {exc}", method="GET", url=page, status=response.status
+                    f"unusable tag list: {exc}",
+                    method="GET",
+                    url=this_page,
+                    status=response.status,
                 ) from exc
-            page = self._next_page(response)
+            tags.update(dict.fromkeys(listed))
             if page is not None:
                 log.debug("Following Link header", url=safe_url(page), tags_so_far=len(tags))
         log.debug("Listed tags", tags=len(tags), pages=len(visited))
@@ -352,6 +357,16 @@ class RegistryClient:
                 f"answer larger than {limit} bytes", method=method, url=url, status=resp.status
             )
         return bytes(body)
+
+
+def _check_page(listed: list[str], earlier: dict[str, None], *, first: bool) -> None:
+    """A page must add tags: an empty page after the first, or a tag an earlier page
+    already gave, means the pagination cannot be trusted (ValueError)."""
+    if not listed and not first:
+        raise ValueError("an empty page follows the first")
+    repeated = next((tag for tag in listed if tag in earlier), None)
+    if repeated is not None:
+        raise ValueError(f"tag {repeated!r} is listed again on a later page")
 
 
 def _ssl_context(ca_bundle: Path | str | None) -> ssl.SSLContext | bool:

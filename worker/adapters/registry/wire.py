@@ -205,16 +205,28 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def parse_tag_page(body: bytes) -> list[str]:
-    """The ``tags`` of one ``tags/list`` page (``null`` is an empty page). Raises `ValueError`."""
+    """The ``tags`` of one ``tags/list`` page: a list of valid tags, each once.
+
+    Raises `ValueError` for anything else, ``"tags": null`` and a missing ``tags``
+    included: taken as an empty listing, such an answer would remove every tag.
+    """
     data = json.loads(body)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     tags = data.get("tags")
-    if tags is None:
-        return []
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise ValueError("'tags' is not a list of strings")
+    if not isinstance(tags, list):
+        raise ValueError(f"'tags' is {'null' if tags is None else type(tags).__name__}, not a list")
+    bad = next((tag for tag in tags if not isinstance(tag, str) or not is_valid_tag(tag)), None)
+    if bad is not None:
+        raise ValueError(f"{_shorten(bad)} is not a valid tag")
+    if len(set(tags)) != len(tags):
+        raise ValueError("a tag is listed twice")
     return tags
+
+
+def _shorten(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def same_origin(first: URL, second: URL) -> bool:
