@@ -223,7 +223,7 @@ async def test_replay_republishes_under_the_original_routing_key_then_acks(
     assert rest.stdout == f"replayed 1 dead letter from {poisoned.dead}\n"
     assert rest.stderr == (
         f"imageledger: error: 1 dead letter not replayed, kept in {poisoned.dead}: bogus: "
-        "RabbitMQ refused it: no queue is bound to its routing key (NO_ROUTE)\n"
+        "not replayed: unroutable routing key bogus.key\n"
     )
     (bad,) = await drain(rabbit_connection, f"{poisoned.prefix}.node_inventory", 1)
     assert (bad.message_id, bad.routing_key, bad.body) == ("bad-json", INVENTORY, BAD_JSON)

@@ -25,6 +25,7 @@ from worker.adapters.broker.topology import (
     REASON_HEADER,
     ROUTING_KEY_HEADER,
     UNREACHABLE,
+    AlternateExchangeMissingError,
     BrokerError,
     BrokerMetrics,
     BrokerSettings,
@@ -100,13 +101,30 @@ class Broker:
             return
         connection = await self._connect()
         try:
-            channel = await connection.channel(publisher_confirms=True)
-            await declare_topology(channel, self._topology)
+            channel = await self._declared_channel(connection)
             self._exchange = await channel.get_exchange(self._topology.exchange)
         except BaseException:
             await connection.close()
             raise
         self._connection, self._channel = connection, channel
+
+    async def _declared_channel(self, connection: AbstractRobustConnection) -> AbstractChannel:
+        """A publisher channel on which the topology is declared. An exchange an older
+        version created keeps working without its alternate exchange, with a warning: its
+        arguments cannot change while it exists."""
+        channel = await connection.channel(publisher_confirms=True)
+        try:
+            await declare_topology(channel, self._topology)
+        except AlternateExchangeMissingError as exc:
+            log.warning(
+                "unroutable messages are dropped: the exchange predates its alternate exchange;"
+                " stop the workers, delete the exchange once and start them again",
+                exchange=self._topology.exchange,
+                error=str(exc),
+            )
+            channel = await connection.channel(publisher_confirms=True)
+            await declare_topology(channel, self._topology.without_alternate())
+        return channel
 
     async def _connect(self) -> AbstractRobustConnection:
         url = self._settings.url

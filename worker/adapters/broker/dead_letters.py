@@ -45,6 +45,7 @@ from worker.adapters.broker.topology import (
     UNREACHABLE,
     BrokerError,
     BrokerUnavailableError,
+    Topology,
     build_topology,
 )
 
@@ -138,15 +139,16 @@ def _aware(moment: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
+def _dead_letter(message: AbstractIncomingMessage, topology: Topology) -> DeadLetter:
     headers = message.headers or {}
     death = _broker_death(message) or {}
     by_broker = f"dead-lettered by RabbitMQ ({_text(death.get('reason'))})" if death else None
+    routing_key = _text(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or ""
     return DeadLetter(
         message_id=message.message_id or body_message_id(message.body),
-        routing_key=_text(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or "",
+        routing_key=routing_key,
         source_queue=_text(headers.get(QUEUE_HEADER)) or _text(death.get("queue")),
-        reason=_text(headers.get(REASON_HEADER)) or by_broker,
+        reason=_text(headers.get(REASON_HEADER)) or by_broker or _unroutable(routing_key, topology),
         attempts=max(_count(headers.get(ATTEMPT_HEADER), 1), 1),
         dead_lettered_at=_aware(headers.get(DEAD_AT_HEADER))
         or _aware(death.get("time"))
@@ -154,6 +156,13 @@ def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
         returns=_count(headers.get(DELIVERY_COUNT_HEADER), 0),
         body=message.body,
     )
+
+
+def _unroutable(routing_key: str, topology: Topology) -> str | None:
+    """The reason of a message the main exchange's alternate exchange (the dead exchange)
+    routed here: no work queue is bound to its routing key."""
+    bound = {key for queue in topology.inbound for key in queue.routing_keys}
+    return None if routing_key in bound else f"unroutable routing key {routing_key}"
 
 
 def _copy(message: AbstractIncomingMessage, headers: dict[str, Any], message_id: str) -> Any:
@@ -292,6 +301,12 @@ class DeadLetterQueue:
             if not select(letter):
                 kept.append((message, letter))
                 continue
+            unroutable = _unroutable(letter.routing_key, self._topology)
+            if unroutable is not None:
+                # The alternate exchange would only route it back here.
+                failed.append((letter, f"not replayed: {unroutable}"))
+                kept.append((message, letter))
+                continue
             try:
                 await exchange.publish(
                     _replayed(message, letter), letter.routing_key, mandatory=True
@@ -327,7 +342,7 @@ class DeadLetterQueue:
             message = await queue.get(no_ack=False, fail=False)
             if message is None:
                 break
-            taken.append((message, _dead_letter(message)))
+            taken.append((message, _dead_letter(message, self._topology)))
         return taken
 
     async def _give_back(self, kept: Taken) -> None:

@@ -10,10 +10,15 @@ from typing import Any, Protocol
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from worker.domain.errors import ImageLedgerError
-from worker.domain.messages import NodeInventory, PodCompleted, RefreshRequested
+from worker.domain.messages import (
+    OUTBOUND_MESSAGES,
+    NodeInventory,
+    PodCompleted,
+    RefreshRequested,
+)
 
 __all__ = [
     "AMQP_URL_ENV",
@@ -114,10 +119,17 @@ class BrokerSettings:
 
 @frozen
 class ExchangeSpec:
-    """A durable exchange."""
+    """A durable exchange; ``alternate`` receives what no binding routes (RabbitMQ's
+    ``alternate-exchange`` argument)."""
 
     name: str
     type: str
+    alternate: str | None = None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The declaration's arguments."""
+        return {} if self.alternate is None else {"alternate-exchange": self.alternate}
 
 
 @frozen
@@ -157,6 +169,12 @@ class Topology:
                 return queue
         raise BrokerError(f"no work queue is bound to routing key {routing_key!r}")
 
+    def without_alternate(self) -> Topology:
+        """The same topology with exchanges declared as before alternate exchanges existed
+        (for an exchange an older version created: its arguments cannot change in place)."""
+        plain = tuple(ExchangeSpec(x.name, x.type) for x in self.exchanges)
+        return evolve(self, exchanges=plain)
+
     def spec(self, name: str) -> QueueSpec:
         """The declaration of one queue."""
         for queue in self.queues:
@@ -172,13 +190,19 @@ _QUORUM = {
 }
 
 
+_DISCARD = {"x-queue-type": "classic", "x-max-length": 0, "x-overflow": "drop-head"}
+
+
 def build_topology(prefix: str = "imageledger", delivery_limit: int = 20) -> Topology:
     """The topology for one name prefix.
 
     Work queues are quorum queues whose own dead-letter exchange is the dead exchange (used
     by the broker when ``x-delivery-limit`` is exceeded); each has a delay queue that
     dead-letters expired messages back to it through the default exchange. Dead-lettering
-    is at-least-once, so a message moving between queues is never lost.
+    is at-least-once, so a message moving between queues is never lost. The dead exchange
+    is also the main exchange's alternate exchange: a message whose routing key no queue is
+    bound to (a typo such as ``prepull.pod_complete``) lands in the dead-letter queue
+    instead of vanishing.
     """
     dead = f"{prefix}.dead"
     inbound = tuple(
@@ -199,12 +223,16 @@ def build_topology(prefix: str = "imageledger", delivery_limit: int = 20) -> Top
         delay = {**_QUORUM, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue.name}
         queues.append(QueueSpec(queue.delay_queue, delay))
     queues.append(QueueSpec(dead, {"x-queue-type": "quorum"}, ((dead, ""),)))
+    # Our own outbound messages are routable even when nobody subscribes to them: a queue
+    # that keeps nothing takes them, so the alternate exchange sees only unknown keys.
+    outbound = tuple((prefix, key) for key in sorted(OUTBOUND_MESSAGES))
+    queues.append(QueueSpec(f"{prefix}.outbound.discard", _DISCARD, outbound))
     return Topology(
         exchange=prefix,
         dead_exchange=dead,
         dead_queue=dead,
         inbound=inbound,
-        exchanges=(ExchangeSpec(prefix, "topic"), ExchangeSpec(dead, "fanout")),
+        exchanges=(ExchangeSpec(prefix, "topic", alternate=dead), ExchangeSpec(dead, "fanout")),
         queues=tuple(queues),
     )
 
@@ -218,15 +246,25 @@ async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> aio_pika.a
         raise BrokerError(f"queue {spec.name!r} exists with other arguments: {exc}") from exc
 
 
+class AlternateExchangeMissingError(BrokerError):
+    """The exchange exists without its alternate exchange (an older version declared it);
+    the channel that tried is closed."""
+
+
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
     """Declare exchanges, queues and bindings; declaring twice changes nothing."""
     exchanges = {}
     for spec in topology.exchanges:
         try:
             exchanges[spec.name] = await channel.declare_exchange(
-                spec.name, spec.type, durable=True
+                spec.name, spec.type, durable=True, arguments=spec.arguments
             )
         except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            if spec.alternate is not None and "alternate-exchange" in str(exc):
+                raise AlternateExchangeMissingError(
+                    f"exchange {spec.name!r} exists without alternate exchange "
+                    f"{spec.alternate!r}: {exc}"
+                ) from exc
             raise BrokerError(f"exchange {spec.name!r} exists with another type: {exc}") from exc
     for queue_spec in topology.queues:
         queue = await declare_queue(channel, queue_spec)
