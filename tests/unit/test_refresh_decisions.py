@@ -174,7 +174,7 @@ def test_removal_limit_is_a_share_of_the_known_tags_with_a_floor() -> None:
 
 
 def test_unlisted_tags_within_the_limit_are_all_confirmed() -> None:
-    known: dict[str, str | None] = {t: None for t in ["w_2077_40", "w_2077_41", "w_2077_42"]}
+    known: dict[str, str | None] = dict.fromkeys(["w_2077_40", "w_2077_41", "w_2077_42"])
     plan = plan_removals(known, ["w_2077_42"], RemovalLimit(), resolve_budget=0)
     assert plan.confirm == ("w_2077_41", "w_2077_40")
     assert plan.unconfirmed == ()
