@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from worker.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/imageledger-rules.yaml"
 CONFIG = ROOT / "deploy/prometheus/prometheus.yaml"
@@ -86,6 +88,13 @@ def test_each_alert_says_what_to_look_at_and_has_a_runbook_section() -> None:
             r"\w+ panel|dashboard\.\w+|pg_stat_activity", annotations["description"]
         )
         assert pointers or panels, f"{rule['alert']}: say what to look at"
+
+
+def test_the_commands_named_exist() -> None:
+    text = ALERTS_DOC.read_text() + RULES.read_text()
+    named = set(re.findall(r"`imageledger ([a-z-]+)", text))
+    assert named, "the runbooks name commands"
+    assert named <= set(main.commands), named - set(main.commands)
 
 
 def test_the_metrics_read_are_the_documented_ones() -> None:
