@@ -254,8 +254,8 @@ def _unit(unit: str) -> DynamicConfigValue:
 RATE = "[$__rate_interval]"
 
 
-def worker_panels() -> list[Any]:
-    """Row "Workers": throughput, lag, dead letters, from the workers' /metrics."""
+def traffic_panels() -> list[Any]:
+    """Row "Workers", first line: messages, events and dead letters per interval."""
     throughput = (
         prom_series(
             "Messages per second",
@@ -287,6 +287,11 @@ def worker_panels() -> list[Any]:
             "{{routing_key}} {{reason}}",
         )
     )
+    return [throughput, events, dead]
+
+
+def lag_panels() -> list[Any]:
+    """Row "Workers", second line: lag, fold latency and the prepull backlog."""
     lag = (
         prom_series(
             "Lag",
@@ -323,7 +328,7 @@ def worker_panels() -> list[Any]:
         .with_target(promql(
             "max by (tag) (imageledger_prepull_target_missing_nodes)", "missing {{tag}}", "B"))
     )  # fmt: skip
-    return [throughput, events, dead, lag, fold, prepulls]
+    return [lag, fold, prepulls]
 
 
 def build() -> dict[str, Any]:
@@ -343,7 +348,7 @@ def build() -> dict[str, Any]:
         ("Failures", failure_panels()),
         ("Registry", registry_panels()),
         ("Nodes", node_panels()),
-        ("Workers (Prometheus)", worker_panels()),
+        ("Workers (Prometheus)", traffic_panels() + lag_panels()),
     ]
     for title, panels in rows:
         board = board.with_row(dashboard.Row(title))
