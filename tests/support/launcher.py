@@ -17,11 +17,18 @@ __all__ = ["Launcher", "launcher"]
 
 
 class Launcher:
-    """Succeeds every prepull, except the first attempt of each pair in ``fail_once``."""
+    """Succeeds every prepull, except the first attempt of each pair in ``fail_once`` and
+    every attempt of each pair in ``fail_always``."""
 
-    def __init__(self, exchange: AbstractExchange, fail_once: set[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        exchange: AbstractExchange,
+        fail_once: set[tuple[str, str]],
+        fail_always: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self._exchange = exchange
         self._fail_once = set(fail_once)
+        self._fail_always = fail_always
         self.requests: list[tuple[str, PrepullRequestedMessage]] = []
         self.complete: list[tuple[str, PrepullCompleteMessage]] = []
         self.answers: list[tuple[str, bytes]] = []
@@ -33,7 +40,7 @@ class Launcher:
             assert message.message_id is not None
             self.requests.append((message.message_id, request))
             pair = (request.node, request.digest)
-            failing = pair in self._fail_once
+            failing = pair in self._fail_once or pair in self._fail_always
             self._fail_once.discard(pair)
             answer = PodCompleted(
                 node=request.node,
@@ -69,13 +76,16 @@ class Launcher:
 
 @asynccontextmanager
 async def launcher(
-    connection: AbstractRobustConnection, exchange_name: str, fail_once: set[tuple[str, str]]
+    connection: AbstractRobustConnection,
+    exchange_name: str,
+    fail_once: set[tuple[str, str]],
+    fail_always: frozenset[tuple[str, str]] = frozenset(),
 ) -> AsyncIterator[Launcher]:
     """Bind the launcher's own queues to the worker's exchange (declared already)."""
     channel = await connection.channel()
     try:
         exchange = await channel.get_exchange(exchange_name)
-        stand_in = Launcher(exchange, fail_once)
+        stand_in = Launcher(exchange, fail_once, fail_always)
         requests = await channel.declare_queue(exclusive=True)
         await requests.bind(exchange, "prepull.requested")
         complete = await channel.declare_queue(exclusive=True)
