@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Node
@@ -56,7 +56,7 @@ class KubeNodes:
             answer.metadata.resource_version or "",
         )
 
-    async def watch_nodes(self, resource_version: str) -> AsyncIterator[NodeEvent]:
+    async def watch_nodes(self, resource_version: str) -> AsyncGenerator[NodeEvent, None]:
         """Node changes after ``resource_version``, with bookmarks, until the server ends
         the watch (a few minutes at most); then watch again from the last version.
 

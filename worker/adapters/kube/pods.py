@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import datetime
 
@@ -96,7 +96,7 @@ class KubePods:
             answer.metadata.resource_version or "",
         )
 
-    async def watch_prepull_pods(self, resource_version: str) -> AsyncIterator[PodEvent]:
+    async def watch_prepull_pods(self, resource_version: str) -> AsyncGenerator[PodEvent, None]:
         """Changes of the bridge's prepull pods after ``resource_version``, with bookmarks,
         until the server ends the watch.
 

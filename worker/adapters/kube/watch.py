@@ -25,7 +25,7 @@ async def watch_events(
     resource_version: str,
     timeout_seconds: int,
     **kwargs: Any,
-) -> AsyncGenerator[tuple[WatchEventKind, str, Any]]:
+) -> AsyncGenerator[tuple[WatchEventKind, str, Any], None]:
     """Watch from ``resource_version`` until the server ends the request (after at most
     ``timeout_seconds``), asking for bookmarks; yield each event's kind, resource
     version and object (a model, or the raw dict of a bookmark).
