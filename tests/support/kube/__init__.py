@@ -136,6 +136,10 @@ class KubeStandIn:
         """Answer again, on the same port, with everything as it was."""
         await self._server.start()
 
+    def end_watches(self) -> None:
+        """End every open watch cleanly, as the API server does when one times out."""
+        self.store.end_watches()
+
     def compact(self) -> None:
         """Expire every resource version handed out so far and end open watches (a
         resumed watch gets 410 and must list again)."""

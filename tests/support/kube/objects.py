@@ -207,6 +207,9 @@ def pod_problems(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     for i, container in enumerate(containers):
         if not container.get("image"):
             problems.append((f"spec.containers[{i}].image", "Required value"))
+    node_name = spec.get("nodeName")
+    if node_name and (why := name_problem(node_name)) is not None:
+        problems.append(("spec.nodeName", f'"{node_name}": {why}'))
     if spec.get("restartPolicy", "Always") not in ("Always", "OnFailure", "Never"):
         problems.append(("spec.restartPolicy", "Unsupported value"))
     return problems
