@@ -13,7 +13,7 @@ from worker.converter import decode_message, encode_message
 from worker.domain.errors import ImageLedgerError
 from worker.domain.messages import InboundMessage
 
-__all__ = ["MemoryBroker", "Published", "running"]
+__all__ = ["MemoryBroker", "Published", "running", "until"]
 
 M = TypeVar("M", bound=InboundMessage)
 
@@ -88,3 +88,10 @@ async def running(*jobs: Coroutine[Any, Any, Any]) -> AsyncIterator[list[asyncio
         for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
+
+
+async def until(condition: Callable[[], bool], within: float = 3.0) -> None:
+    """Wait up to ``within`` seconds until ``condition()`` holds (checked every 20 ms)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (the state polled has no event to wait on)
+            await asyncio.sleep(0.02)

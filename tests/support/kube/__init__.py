@@ -136,6 +136,10 @@ class KubeStandIn:
         """Answer again, on the same port, with everything as it was."""
         await self._server.start()
 
+    def watches(self, kind: str) -> int:
+        """How many watches of ``kind`` (``"Node"``, ``"Pod"``) are open."""
+        return sum(1 for w in self.store.watchers if w.kind == kind)
+
     def end_watches(self) -> None:
         """End every open watch cleanly, as the API server does when one times out."""
         self.store.end_watches()
