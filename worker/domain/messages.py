@@ -115,8 +115,7 @@ class NodeGoneMessage:
 InboundMessage: TypeAlias = RefreshRequested | PodCompleted | NodeInventory | NodeGoneMessage
 
 INBOUND_MESSAGES: Mapping[str, type[InboundMessage]] = {
-    cls.ROUTING_KEY: cls
-    for cls in (RefreshRequested, PodCompleted, NodeInventory, NodeGoneMessage)
+    cls.ROUTING_KEY: cls for cls in (RefreshRequested, PodCompleted, NodeInventory, NodeGoneMessage)
 }
 """Routing key -> message class, for everything the worker consumes."""
 
