@@ -5,6 +5,11 @@ from __future__ import annotations
 __all__ = [
     "ImageLedgerError",
     "InvalidDockerReferenceError",
+    "KubeError",
+    "KubeForbiddenError",
+    "KubeRejectedError",
+    "KubeUnavailableError",
+    "KubeWatchExpiredError",
     "MessageRejected",
     "RegistryUnavailableError",
     "SourceUnavailableError",
@@ -45,3 +50,25 @@ class UnknownImageError(ImageLedgerError):
 
 class RegistryUnavailableError(ImageLedgerError):
     """The registry could not answer the request needed to resolve an image (HTTP 502)."""
+
+
+class KubeError(ImageLedgerError):
+    """A request to the Kubernetes API server failed."""
+
+
+class KubeUnavailableError(KubeError):
+    """The API server cannot be reached or cannot answer now; retry later, with back-off."""
+
+
+class KubeForbiddenError(KubeUnavailableError):
+    """The API server refused the bridge's credentials or its Role does not grant the verb
+    (HTTP 401 or 403); retried with back-off, since an operator may fix the Role."""
+
+
+class KubeWatchExpiredError(KubeError):
+    """A watch's resource version is too old (HTTP 410 Gone): list again, then watch."""
+
+
+class KubeRejectedError(KubeError):
+    """The API server rejected a request as invalid (HTTP 4xx other than the above);
+    sending it again cannot succeed."""

@@ -19,6 +19,7 @@ __all__ = [
     "ImagesChangedMessage",
     "InboundMessage",
     "InvalidFieldError",
+    "NodeGoneMessage",
     "NodeInventory",
     "OutboundMessage",
     "Outgoing",
@@ -101,10 +102,20 @@ class NodeInventory:
     unschedulable: bool = False
 
 
-InboundMessage: TypeAlias = RefreshRequested | PodCompleted | NodeInventory
+@frozen
+class NodeGoneMessage:
+    """``node.gone``: the node was deleted from the cluster (observed at ``observed_at``)."""
+
+    ROUTING_KEY: ClassVar[str] = "node.gone"
+
+    node: str = field(validator=_non_empty)
+    observed_at: datetime
+
+
+InboundMessage: TypeAlias = RefreshRequested | PodCompleted | NodeInventory | NodeGoneMessage
 
 INBOUND_MESSAGES: Mapping[str, type[InboundMessage]] = {
-    cls.ROUTING_KEY: cls for cls in (RefreshRequested, PodCompleted, NodeInventory)
+    cls.ROUTING_KEY: cls for cls in (RefreshRequested, PodCompleted, NodeInventory, NodeGoneMessage)
 }
 """Routing key -> message class, for everything the worker consumes."""
 
