@@ -24,8 +24,6 @@ from tests.support.compose_checks import bind_sources, secret_problems, secret_t
 from tests.support.constraints import pyproject, runtime_closure
 from tests.support.manifests import ROOT
 from worker import factory
-from worker.adapters.broker_topology import AMQP_URL_ENV
-from worker.adapters.database import DATABASE_URL_ENV
 from worker.cli import main
 from worker.config import DockerSource, load_config
 from worker.logs import LOG_LEVEL_ENV
@@ -38,8 +36,7 @@ ONE_SHOTS = {"seed", "migrate"}
 
 def known_environment() -> set[str]:
     """Every IMAGELEDGER_* name the code reads: CLI options and module constants."""
-    names = {factory.CONFIG_ENV, factory.USERNAME_ENV, factory.PASSWORD_ENV}
-    names |= {DATABASE_URL_ENV, AMQP_URL_ENV, LOG_LEVEL_ENV}
+    names = {factory.CONFIG_ENV, factory.USERNAME_ENV, factory.PASSWORD_ENV, LOG_LEVEL_ENV}
     for command in main.commands.values():
         for param in command.params:
             if isinstance(param, click.Option) and isinstance(param.envvar, str):
@@ -169,7 +166,7 @@ def test_environment_names_are_the_codes() -> None:
             if key.startswith("IMAGELEDGER_"):
                 used.add(key.removesuffix("_FILE"))
     assert used <= known, used - known
-    assert {DATABASE_URL_ENV, AMQP_URL_ENV, factory.CONFIG_ENV} <= used
+    assert {"IMAGELEDGER_DATABASE_URL", "IMAGELEDGER_AMQP_URL", factory.CONFIG_ENV} <= used
 
 
 def test_worker_port_and_health_check_agree() -> None:
