@@ -186,3 +186,11 @@ def test_cluster_commands_name_what_exists() -> None:
             assert program[0] == "imageledger"
             check_options(main.commands[program[1]], program[2:])
     assert checked >= 8
+
+
+def test_the_overlay_readme_lists_the_secrets() -> None:
+    (overlay,) = {overlay_path(c) for c in COMMANDS if verb(c) == "apply"}
+    text = (overlay / "README.md").read_text()
+    rows = re.findall(r"^\| `(imageledger-[\w-]+)` \| `([^`]+)` \|", text, re.M)
+    wanted = referenced_secrets(render(overlay))
+    assert {name: {key} for name, key in rows} == wanted
