@@ -1,0 +1,1 @@
+"""Integration tests of deploy/: the compose stack's processes against the real services."""

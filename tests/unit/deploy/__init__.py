@@ -1,0 +1,1 @@
+"""Tests of deploy/: Kubernetes manifests, compose, the Docker image and their docs."""
