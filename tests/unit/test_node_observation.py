@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from worker.domain.events import NodeInventoryObserved, NodeSeen
+from worker.domain.events import NodeGone, NodeInventoryObserved, NodeSeen
 from worker.domain.inventory import Presence
-from worker.domain.messages import NodeInventory
-from worker.domain.node_observation import OUTSIDE_SELECTOR, KnownNode, NodeRules, decide_node
+from worker.domain.messages import NodeGoneMessage, NodeInventory
+from worker.domain.node_observation import (
+    OUTSIDE_SELECTOR,
+    KnownNode,
+    NodeRules,
+    decide_gone,
+    decide_node,
+)
 from worker.domain.nodes import KubeletImage, Taint, Toleration
 
 AT = datetime(2077, 11, 1, tzinfo=UTC)
@@ -115,3 +121,24 @@ def test_a_truncated_list_does_not_move_the_complete_time() -> None:
     assert truncated.node.complete_at is None
     late = decide_node(truncated.node, inventory("sha256:zz", at=AT - timedelta(1)), "m0", RULES)
     assert late.facts  # no complete list recorded yet: the late list is news
+
+
+def test_a_deleted_node_is_gone_and_a_later_inventory_brings_it_back() -> None:
+    first = decide_node(None, inventory("sha256:a"), "m1", RULES)
+    gone = decide_gone(first.node, NodeGoneMessage("n1", AT + timedelta(1)), "g1")
+    (fact,) = gone.facts
+    assert fact.event == NodeGone(node="n1", occurred_at=AT + timedelta(1))
+    assert (fact.key, fact.causation) == ("g1:node.gone", "g1")
+    assert gone.node.gone
+    assert decide_gone(gone.node, NodeGoneMessage("n1", AT + timedelta(2)), "g2").facts == ()
+    stale = decide_node(gone.node, inventory("sha256:a"), "m0", RULES)
+    assert not [f for f in stale.facts if isinstance(f.event, NodeSeen)]
+    back = decide_node(gone.node, inventory("sha256:a", at=AT + timedelta(3)), "m3", RULES)
+    assert isinstance(back.facts[0].event, NodeSeen)
+    assert not back.node.gone
+
+
+def test_a_deletion_older_than_the_newest_observation_or_of_an_unknown_node_adds_nothing() -> None:
+    seen = decide_node(None, inventory("sha256:a", at=AT + timedelta(5)), "m1", RULES)
+    assert decide_gone(seen.node, NodeGoneMessage("n1", AT), "g1").facts == ()
+    assert decide_gone(None, NodeGoneMessage("n1", AT), "g2").facts == ()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from worker.converter import decode_message, decode_outbound_message, encode_message
+from worker.domain.messages import INBOUND_MESSAGES, OUTBOUND_MESSAGES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 DIGEST = "sha256:" + "5f0c" * 16
@@ -25,14 +26,8 @@ def examples() -> list[tuple[str, str, str]]:
 
 def test_the_table_shows_every_routing_key() -> None:
     keys = {key for key, _, _ in examples()}
-    assert keys == {
-        "refresh.request",
-        "prepull.pod_completed",
-        "node.inventory",
-        "prepull.requested",
-        "prepull.complete",
-        "images.changed",
-    }
+    assert keys == set(INBOUND_MESSAGES) | set(OUTBOUND_MESSAGES)
+    assert "node.gone" in keys
 
 
 @pytest.mark.parametrize(("key", "direction", "body"), examples(), ids=lambda v: str(v)[:24])

@@ -1,4 +1,4 @@
-"""Deciding what a ``node.inventory`` message adds to the log: NodeSeen and inventory changes.
+"""Deciding what node messages add to the log: NodeSeen and inventory changes, NodeGone.
 
 Nodes outside the node selector are recorded, ineligible, with the reason, so that the
 status views can show why they get no prepulls (DOMAIN.md difference 5). An observation
@@ -15,9 +15,15 @@ from datetime import datetime
 
 from attrs import evolve, field, frozen
 
-from worker.domain.events import CachedImage, NodeInventoryObserved, NodeSeen, PrepullUnparked
+from worker.domain.events import (
+    CachedImage,
+    NodeGone,
+    NodeInventoryObserved,
+    NodeSeen,
+    PrepullUnparked,
+)
 from worker.domain.inventory import Presence, apply_presence, decide_inventory
-from worker.domain.messages import NodeInventory
+from worker.domain.messages import NodeGoneMessage, NodeInventory
 from worker.domain.nodes import (
     DEFAULT_NODE_STATUS_MAX_IMAGES,
     Eligibility,
@@ -34,6 +40,7 @@ __all__ = [
     "NodeChange",
     "NodeDecision",
     "NodeRules",
+    "decide_gone",
     "decide_node",
     "node_eligibility",
     "unpark_on_change",
@@ -195,6 +202,21 @@ def decide_node(
     if observed is not None:
         facts.append(Fact(observed, f"{message_id}:{NodeInventoryObserved.TYPE}", message_id))
     return NodeDecision(tuple(facts), node, _change(known, seen, message_id))
+
+
+def decide_gone(known: KnownNode | None, message: NodeGoneMessage, message_id: str) -> NodeDecision:
+    """``NodeGone`` for a node deleted from the cluster, so that it leaves the status and
+    gets no prepulls. An unknown node, one already gone, or a deletion observed before the
+    node's newest observation (it came back since) adds nothing. A later inventory brings
+    the node back."""
+    node = known or KnownNode(message.node)
+    if known is None or known.gone:
+        return NodeDecision((), node)
+    if known.seen_at is not None and message.observed_at < known.seen_at:
+        return NodeDecision((), node)
+    event = NodeGone(node=message.node, occurred_at=message.observed_at)
+    fact = Fact(event, f"{message_id}:{NodeGone.TYPE}", message_id)
+    return NodeDecision((fact,), evolve(node, gone=True, seen_at=message.observed_at))
 
 
 def unpark_on_change(changes: Sequence[NodeChange], parked: Sequence[PairState]) -> list[Fact]:

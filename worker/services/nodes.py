@@ -1,4 +1,5 @@
-"""Recording node inventories: NodeSeen on change, image-list changes and unparks, per batch."""
+"""Recording node inventories and deletions: NodeSeen on change, image-list changes, NodeGone
+and unparks, per batch."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Protocol
 
 import structlog
 
-from worker.domain.messages import Delivery, NodeInventory
+from worker.domain.messages import Delivery, NodeGoneMessage, NodeInventory
 from worker.domain.node_observation import (
     KnownNode,
     NodeChange,
     NodeRules,
+    decide_gone,
     decide_node,
     unpark_on_change,
 )
@@ -38,11 +40,14 @@ class NodeLedger(Protocol):
 async def record_inventories(
     unit: NodeLedger, deliveries: Sequence[Delivery], rules: NodeRules
 ) -> dict[str, int]:
-    """Decide every ``node.inventory`` of the batch in arrival order against the nodes as
-    known (including the batch's earlier messages), then append the facts at once, with
-    an unpark for each parked pair of a node whose labels or taints changed."""
+    """Decide every ``node.inventory`` and ``node.gone`` of the batch in arrival order
+    against the nodes as known (including the batch's earlier messages), then append the
+    facts at once, with an unpark for each parked pair of a node whose labels or taints
+    changed."""
     messages = [
-        (d.message, d.message_id) for d in deliveries if isinstance(d.message, NodeInventory)
+        (d.message, d.message_id)
+        for d in deliveries
+        if isinstance(d.message, NodeInventory | NodeGoneMessage)
     ]
     if not messages:
         return {}
@@ -50,7 +55,10 @@ async def record_inventories(
     facts: list[Fact] = []
     changes: list[NodeChange] = []
     for message, message_id in messages:
-        decision = decide_node(known.get(message.node), message, message_id, rules)
+        if isinstance(message, NodeGoneMessage):
+            decision = decide_gone(known.get(message.node), message, message_id)
+        else:
+            decision = decide_node(known.get(message.node), message, message_id, rules)
         known[message.node] = decision.node
         facts.extend(decision.facts)
         if decision.change is not None:

@@ -15,6 +15,7 @@ from attrs import evolve, field, frozen
 from worker.domain.errors import ImageLedgerError
 from worker.domain.messages import (
     OUTBOUND_MESSAGES,
+    NodeGoneMessage,
     NodeInventory,
     PodCompleted,
     RefreshRequested,
@@ -205,12 +206,14 @@ def build_topology(prefix: str = "imageledger", delivery_limit: int = 20) -> Top
     instead of vanishing.
     """
     dead = f"{prefix}.dead"
+    # A node's deletion shares its inventories' queue: both are decided against the node
+    # as known, in arrival order.
     inbound = tuple(
-        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", (key,), single)
-        for suffix, key, single in (
-            ("refresh", RefreshRequested.ROUTING_KEY, True),
-            ("pod_completed", PodCompleted.ROUTING_KEY, False),
-            ("node_inventory", NodeInventory.ROUTING_KEY, False),
+        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", keys, single)
+        for suffix, keys, single in (
+            ("refresh", (RefreshRequested.ROUTING_KEY,), True),
+            ("pod_completed", (PodCompleted.ROUTING_KEY,), False),
+            ("node_inventory", (NodeInventory.ROUTING_KEY, NodeGoneMessage.ROUTING_KEY), False),
         )
     )
     queues: list[QueueSpec] = []
