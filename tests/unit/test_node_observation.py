@@ -72,7 +72,8 @@ def test_tolerated_taints_keep_eligibility() -> None:
 
 def test_outside_selector_is_recorded_ineligible_with_reason() -> None:
     decision = decide_node(None, inventory(labels={"pool": "batch"}), "m", RULES)
-    (seen,) = (f.event for f in decision.facts)
+    seen, observed = (f.event for f in decision.facts)
+    assert isinstance(observed, NodeInventoryObserved)  # its (empty) first list is a report
     assert isinstance(seen, NodeSeen)
     assert not seen.eligible
     assert seen.comment == OUTSIDE_SELECTOR
@@ -142,3 +143,13 @@ def test_a_deletion_older_than_the_newest_observation_or_of_an_unknown_node_adds
     seen = decide_node(None, inventory("sha256:a", at=AT + timedelta(5)), "m1", RULES)
     assert decide_gone(seen.node, NodeGoneMessage("n1", AT), "g1").facts == ()
     assert decide_gone(None, NodeGoneMessage("n1", AT), "g2").facts == ()
+
+
+def test_a_first_empty_kubelet_list_is_a_report_and_a_second_adds_nothing() -> None:
+    first = decide_node(None, inventory(), "m1", RULES)
+    observed = [f.event for f in first.facts if isinstance(f.event, NodeInventoryObserved)]
+    assert len(observed) == 1
+    assert (observed[0].appeared, observed[0].disappeared, observed[0].image_count) == ((), (), 0)
+    assert first.node.complete_at == AT
+    again = decide_node(first.node, inventory(at=AT + timedelta(1)), "m2", RULES)
+    assert again.facts == ()

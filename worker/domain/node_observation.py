@@ -166,7 +166,9 @@ def _inventory(
     change = decide_inventory(
         known.presence, sizes, entries, at, rules.max_images, known.complete_at
     )
-    if change.empty:
+    # A node's first complete list is a report even when it changes nothing (an empty
+    # kubelet list): recorded, it shows as the node's inventory, not as a missing one.
+    if change.empty and (known.complete_at is not None or change.truncated):
         return None, known
     presence = dict(known.presence)
     for digest in sorted(change.appeared):

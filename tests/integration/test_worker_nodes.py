@@ -1,4 +1,5 @@
-"""``node.gone``: a node deleted from the cluster leaves the status, through the real worker."""
+"""Node messages through the real worker: ``node.gone`` takes a node out of the status; an
+empty kubelet list is recorded as the report it is."""
 
 from __future__ import annotations
 
@@ -54,3 +55,24 @@ async def test_a_deleted_node_leaves_the_status_and_comes_back_with_a_later_inve
         engine, "SELECT type, causation FROM ledger.events WHERE type = 'node.gone'"
     )
     assert [(e.type, e.causation) for e in events] == [("node.gone", "gone-1")]
+
+
+async def test_an_empty_kubelet_list_is_a_report_not_a_missing_one(
+    registry: RunningRegistry,
+    database_url: str,
+    engine: AsyncEngine,
+    broker_settings: BrokerSettings,
+    rabbit_connection: AbstractRobustConnection,
+) -> None:
+    exchange = broker_settings.prefix
+    async with running_worker(make_config(registry.host), broker_settings, database_url):
+        await publish_raw(rabbit_connection, exchange, "node.inventory", inventory("node-e", []))
+        sql = "SELECT last_inventory_at, last_complete_at, image_count FROM dashboard.nodes"
+
+        async def reported() -> bool:
+            found = await rows(engine, sql)
+            return bool(found) and found[0].last_inventory_at is not None
+
+        await wait_until(reported, what="the empty list recorded")
+    (node,) = await rows(engine, sql)
+    assert (node.last_inventory_at, node.last_complete_at, node.image_count) == (T0, T0, 0)
