@@ -20,8 +20,7 @@ from typing import Any
 
 import structlog
 
-from worker.adapters.ledger import LedgerError, TransientLedgerError
-from worker.domain.errors import ImageLedgerError, StorageUnavailableError
+from worker.domain.errors import ImageLedgerError, TransientError
 from worker.domain.events import RefreshFailed, TagDiscovered, TagMoved, TagRemoved, TagResolved
 from worker.domain.messages import (
     Delivery,
@@ -35,9 +34,11 @@ from worker.services.refresh import RefreshReport
 
 __all__ = ["TRANSIENT", "Worker"]
 
-TRANSIENT = (StorageUnavailableError, TransientLedgerError)
+TRANSIENT = (TransientError,)
 """Errors that hold a whole batch until the database answers (no attempt counted) rather
-than isolate a message and count an attempt towards the dead-letter queue."""
+than isolate a message and count an attempt towards the dead-letter queue: the database's
+``TransientLedgerError`` (unreachable, missing, shutting down, a lost conflict) and the
+broker's ``BrokerUnavailableError``."""
 
 log = structlog.get_logger("imageledger.worker")
 
@@ -136,7 +137,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.plan()
-            except (ImageLedgerError, LedgerError) as exc:
+            except ImageLedgerError as exc:
                 log.warning("planning tick failed; next tick retries", error=str(exc))
 
     async def _refresh_schedule(self) -> None:
@@ -153,7 +154,7 @@ class Worker:
                     message_id=f"scheduled-refresh:{repository}:{slot}",
                 )
                 log.info("scheduled refresh requested", repository=str(repository))
-            except (ImageLedgerError, LedgerError) as exc:
+            except ImageLedgerError as exc:
                 log.warning("cannot schedule a refresh; retrying later", error=str(exc))
 
 

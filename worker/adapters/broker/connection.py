@@ -36,7 +36,7 @@ from worker.adapters.broker.topology import (
     declare_topology,
 )
 from worker.converter import encode_message
-from worker.domain.errors import StorageUnavailableError
+from worker.domain.errors import TransientError
 from worker.domain.messages import InboundMessage, OutboundMessage
 
 __all__ = [
@@ -184,7 +184,7 @@ class Broker:
         routing_key: str,
         handler: BatchHandler,
         *,
-        transient: tuple[type[BaseException], ...] = (StorageUnavailableError,),
+        transient: tuple[type[BaseException], ...] = (TransientError,),
     ) -> None:
         """Start a batch consumer on the work queue bound to ``routing_key``.
 
