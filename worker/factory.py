@@ -31,7 +31,8 @@ from worker.adapters.registry import (
     RegistryCredentials,
     RegistryTagSource,
 )
-from worker.config import Config, ConfigError, DockerSource, load_config
+from worker.config import Config, ConfigError, DockerSource
+from worker.converter import load_config
 from worker.services.refresh import RefreshReport, refresh
 from worker.services.resolve import ImageResolver
 from worker.services.spawner import SpawnerViews

@@ -24,8 +24,8 @@ from worker.adapters.ledger import (
     safe_url,
 )
 from worker.adapters.ledger import database_url as resolve_database_url
-from worker.config import Config, ConfigError, yaml_problem
-from worker.converter import ValidationError
+from worker.config import Config, ConfigError
+from worker.converter import ValidationError, yaml_problem
 
 __all__ = [
     "EXIT_BAD_INPUT",

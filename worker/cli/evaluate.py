@@ -10,7 +10,7 @@ import click
 
 from worker import converter as wire
 from worker.cli.common import guard, parse_time, read_data
-from worker.config import load_config as load_config_file
+from worker.converter import load_config as load_config_file
 from worker.domain.nodes import Node
 from worker.services.evaluate import evaluate
 
