@@ -1,4 +1,4 @@
-"""``imageledger prune``: drop old bookkeeping rows (processed message ids, sent outbox rows)."""
+"""``imageledger prune``: drop published outbox rows that no longer matter (never events)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ MINIMUM_AGE = timedelta(days=1)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @json_option
 def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bool) -> None:
-    """Delete processed-message ids and published outbox rows older than --older-than.
+    """Delete published outbox rows older than --older-than.
 
     The event log is never pruned (rebuild and time travel need all of it). Outbox rows not
     yet published, and the prepull.complete rows of images still prepulled, are kept.
@@ -47,17 +47,10 @@ def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bo
     cutoff = datetime.now(tz=UTC) - age
     report = run_on_database(database_url, lambda e: prune(e, cutoff, dry_run=dry_run))
     if as_json:
-        print_json(
-            {
-                "cutoff": report.cutoff,
-                "processed_messages": report.processed_messages,
-                "outbox": report.outbox,
-                "dry_run": report.dry_run,
-            }
-        )
+        print_json({"cutoff": report.cutoff, "outbox": report.outbox, "dry_run": report.dry_run})
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(
-        f"{verb} {report.processed_messages:,} processed message ids and {report.outbox:,} "
-        f"published outbox rows older than {cutoff.isoformat(timespec='seconds')}"
+        f"{verb} {report.outbox:,} published outbox rows older than "
+        f"{cutoff.isoformat(timespec='seconds')}"
     )
