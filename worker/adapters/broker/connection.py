@@ -137,15 +137,6 @@ class Broker:
                 delay = min(delay * 2, self._settings.max_reconnect_delay.total_seconds())
         raise BrokerUnavailableError(f"RabbitMQ at {safe_amqp_url(url)}: no connection attempts")
 
-    async def redeclare(self) -> None:
-        """Declare the topology again (idempotent; useful after an operator reset)."""
-        await declare_topology(self._require_channel(), self._topology)
-
-    def _require_channel(self) -> AbstractChannel:
-        if self._channel is None:
-            raise BrokerError("the broker is not connected (call connect() first)")
-        return self._channel
-
     async def publish(
         self,
         routing_key: str,
