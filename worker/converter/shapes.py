@@ -33,7 +33,7 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def spawner_image_json(image: SpawnerImage) -> dict[str, Any]:
+def spawner_image_json(image: SpawnerImage | ResolvedImage) -> dict[str, Any]:
     """The reference's ``PrepulledImage`` (null fields omitted)."""
     return _drop_none(
         {
@@ -128,16 +128,9 @@ def prepuller_status_json(
 
 
 def resolved_image_json(image: ResolvedImage) -> dict[str, Any]:
-    """A resolved image: the ``PrepulledImage`` shape plus ``reference_with_digest``."""
-    return {
-        "reference": image.reference,
-        "tag": image.tag,
-        "name": image.name,
-        "digest": image.digest,
-        "aliases": list(image.aliases),
-        "prepulled": image.prepulled,
-        "reference_with_digest": image.reference_with_digest,
-    }
+    """A resolved image: the ``PrepulledImage`` shape (it has no null fields) plus
+    ``reference_with_digest``."""
+    return {**spawner_image_json(image), "reference_with_digest": image.reference_with_digest}
 
 
 def tag_json(image: Image) -> dict[str, Any]:
