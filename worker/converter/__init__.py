@@ -7,7 +7,7 @@ errors, timestamps need a zone, nothing is coerced, and a failure names the bad 
 """
 
 from worker.converter.bodies import decode_message, decode_outbound_message, encode_message
-from worker.converter.core import config_converter, converter, structure
+from worker.converter.core import converter, structure
 from worker.converter.documents import (
     load_config,
     nodes_from_file,
@@ -18,31 +18,25 @@ from worker.converter.documents import (
 )
 from worker.converter.shapes import (
     menu_json,
-    prepuller_config_json,
     prepuller_status_json,
     resolved_image_json,
-    spawner_image_json,
     spawner_images_json,
     tag_json,
 )
-from worker.converter.strict import ValidationError, describe_error
+from worker.converter.strict import ValidationError
 
 __all__ = [
     "ValidationError",
-    "config_converter",
     "converter",
     "decode_message",
     "decode_outbound_message",
-    "describe_error",
     "encode_message",
     "load_config",
     "menu_json",
     "nodes_from_file",
     "parse_config",
-    "prepuller_config_json",
     "prepuller_status_json",
     "resolved_image_json",
-    "spawner_image_json",
     "spawner_images_json",
     "structure",
     "tag_entries",
