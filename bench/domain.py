@@ -29,7 +29,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from worker.config import Config, parse_config
+from worker.config import Config
+from worker.converter import parse_config
 from worker.domain.images import TagEntry
 from worker.domain.nodes import Node, Taint
 from worker.domain.tags import parse_tag

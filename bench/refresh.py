@@ -39,7 +39,8 @@ from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
 from worker.adapters.registry import RegistryLimits
 from worker.adapters.registry.source import RegistryTagSource
-from worker.config import Config, parse_config
+from worker.config import Config
+from worker.converter import parse_config
 from worker.factory import utcnow
 from worker.services.refresh import refresh
 

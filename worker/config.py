@@ -1,26 +1,22 @@
-"""Configuration: attrs classes loaded from YAML and the environment through the converter.
+"""Configuration: the attrs classes of the YAML file (read by ``worker.converter``).
 
-The ``images:``, ``dropdownMenu`` and ``lab.nodeSelector`` / ``lab.tolerations`` keys are
-the reference controller's, accepted as written (camelCase, human durations), so an
-operator can reuse existing values. Other top-level keys of a controller config and other
-``lab`` keys are ignored; inside the sections we read, unknown keys are errors.
+The ``images:``, ``dropdownMenu`` and ``lab.nodeSelector`` / ``lab.tolerations`` sections
+are the reference controller's, the others ours; ``worker.converter.parse_config`` and
+``load_config`` read them (camelCase keys, human durations) into these classes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any, Literal
 
 import attrs
-import cattrs
-import yaml
 from attrs import field, frozen, validators
 
-from worker import converter
+from worker.domain.errors import InvalidInputError
 from worker.domain.images import Repository
 from worker.domain.nodes import Toleration
-from worker.domain.policy import DropdownPolicy, ImageFilter, PrepullPolicy
+from worker.domain.policy import DropdownPolicy, PrepullPolicy
 from worker.domain.refresh import RemovalLimit
 
 __all__ = [
@@ -32,13 +28,11 @@ __all__ = [
     "LabConfig",
     "PrepullConfig",
     "QueueConfig",
-    "load_config",
-    "parse_config",
-    "yaml_problem",
+    "Source",
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInputError, ValueError):
     """A configuration file that cannot be read or does not validate."""
 
 
@@ -176,100 +170,3 @@ class Config:
     lab: LabConfig = LabConfig()
     prepull: PrepullConfig = PrepullConfig()
     queue: QueueConfig = QueueConfig()
-
-
-_READ_KEYS = {
-    "images": "images",
-    "dropdownMenu": "dropdown_menu",
-    "lab": "lab",
-    "prepull": "prepull",
-    "queue": "queue",
-}
-_LAB_KEYS = ("nodeSelector", "tolerations")
-
-
-def _cutoff_date(value: Any, _: type) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    else:
-        raise TypeError(f"expected a date or timestamp, got {type(value).__name__}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _source(conv: cattrs.Converter) -> Any:
-    def structure(value: Any, _: type) -> Source:
-        if not isinstance(value, dict):
-            raise TypeError("expected a mapping with a 'type' key")
-        kind = value.get("type", "docker")
-        if kind == "docker":
-            return conv.structure(value, DockerSource)
-        if kind == "google":
-            return conv.structure(value, GoogleSource)
-        raise ValueError(f"unknown source type {kind!r} (expected 'docker' or 'google')")
-
-    return structure
-
-
-def _register_hooks() -> None:
-    """Teach the converter our YAML: camelCase keys, the source union, cutoff dates."""
-    converter.use_camel_case(
-        DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
-        LabConfig, PrepullConfig, QueueConfig, Config,
-    )  # fmt: skip
-    conv = converter.config_converter
-    conv.register_structure_hook(Source, _source(conv))
-    conv.register_unstructure_hook(Source, lambda s: conv.unstructure(s, type(s)))
-    conv.register_structure_hook(
-        ImageFilter, _with_cutoff_date(conv.get_structure_hook(ImageFilter))
-    )
-
-
-def _with_cutoff_date(hook: Any) -> Any:
-    def structure(value: Any, cls: type) -> ImageFilter:
-        if isinstance(value, dict) and "cutoffDate" in value:
-            value = {**value, "cutoffDate": _cutoff_date(value["cutoffDate"], datetime)}
-        return hook(value, cls)  # type: ignore[no-any-return]
-
-    return structure
-
-
-def parse_config(data: Any, *, source: str = "configuration") -> Config:
-    """Validate a loaded YAML document (a controller config or our own)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    if "images" not in data:
-        raise ConfigError(f"{source}: missing required section 'images'")
-    picked = {key: data[key] for key in _READ_KEYS if key in data and data[key] is not None}
-    if isinstance(picked.get("lab"), dict):
-        picked["lab"] = {k: v for k, v in picked["lab"].items() if k in _LAB_KEYS}
-    try:
-        return converter.structure(picked, Config, what=source, camel=True)
-    except converter.ValidationError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
-def load_config(path: Path) -> Config:
-    """Read and validate a YAML configuration file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
-    return parse_config(data, source=str(path))
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML parse error on one line: the problem and where (line and column from 1)."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return f"{exc.problem}{where}"
-    return " ".join(str(exc).split())
-
-
-_register_hooks()

@@ -20,8 +20,7 @@ from typing import Any
 
 import structlog
 
-from worker.adapters.ledger import LedgerError, TransientLedgerError
-from worker.domain.errors import ImageLedgerError, StorageUnavailableError
+from worker.domain.errors import ImageLedgerError, TransientError
 from worker.domain.events import RefreshFailed, TagDiscovered, TagMoved, TagRemoved, TagResolved
 from worker.domain.messages import (
     Delivery,
@@ -35,9 +34,11 @@ from worker.services.refresh import RefreshReport
 
 __all__ = ["TRANSIENT", "Worker"]
 
-TRANSIENT = (StorageUnavailableError, TransientLedgerError)
+TRANSIENT = (TransientError,)
 """Errors that hold a whole batch until the database answers (no attempt counted) rather
-than isolate a message and count an attempt towards the dead-letter queue."""
+than isolate a message and count an attempt towards the dead-letter queue: the database's
+``TransientLedgerError`` (unreachable, missing, shutting down, a lost conflict) and the
+broker's ``BrokerUnavailableError``."""
 
 log = structlog.get_logger("imageledger.worker")
 
@@ -123,12 +124,30 @@ class Worker:
         log.info("worker stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set (SIGTERM), then stop gracefully."""
+        """Run until ``stop`` is set (SIGTERM), then stop gracefully. RabbitMQ is connected
+        first (with back-off, a log line per retry) unless ``stop`` comes before."""
+        if not await self._connect_unless_stopped(stop):
+            return
         await self.start()
         try:
             await stop.wait()
         finally:
             await self.stop()
+
+    async def _connect_unless_stopped(self, stop: asyncio.Event) -> bool:
+        """Connect to RabbitMQ unless ``stop`` is set first; False when it was."""
+        connecting = asyncio.create_task(self._rt.broker.connect())
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if connecting in done:
+            connecting.result()
+            return True
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        log.info("worker stopped before RabbitMQ was reached")
+        return False
 
     async def _plan_ticks(self) -> None:
         interval = self._rt.app.config.prepull.plan_interval.total_seconds()
@@ -136,7 +155,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.plan()
-            except (ImageLedgerError, LedgerError) as exc:
+            except ImageLedgerError as exc:
                 log.warning("planning tick failed; next tick retries", error=str(exc))
 
     async def _refresh_schedule(self) -> None:
@@ -153,7 +172,7 @@ class Worker:
                     message_id=f"scheduled-refresh:{repository}:{slot}",
                 )
                 log.info("scheduled refresh requested", repository=str(repository))
-            except (ImageLedgerError, LedgerError) as exc:
+            except ImageLedgerError as exc:
                 log.warning("cannot schedule a refresh; retrying later", error=str(exc))
 
 

@@ -8,48 +8,17 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from worker import converter as wire
-from worker.adapters.ledger import LedgerError
-from worker.adapters.metrics import CONTENT_TYPE
-from worker.domain.errors import (
-    InvalidDockerReferenceError,
-    RegistryUnavailableError,
-    UnknownImageError,
-)
-from worker.domain.spawner import ImageClass, ResolvedImage
-from worker.factory import Runtime
+from worker.domain.errors import ImageLedgerError
+from worker.factory import METRICS_CONTENT_TYPE, Runtime
+from worker.services.resolve import ImageName
 
 __all__ = ["create_app", "serve"]
 
 log = structlog.get_logger("imageledger.web")
 _RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers and the broker connection is up, else 503."""
-    rt = request.app[_RUNTIME]
-    database = await rt.status.reachable()
-    broker = rt.broker.connected
-    healthy = database and broker
-    body = {
-        "status": "ok" if healthy else "unavailable",
-        "database": "ok" if database else "unreachable",
-        "broker": "ok" if broker else "unreachable",
-    }
-    return web.json_response(body, status=200 if healthy else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; the gauges are read from the database at scrape time."""
-    rt = request.app[_RUNTIME]
-    try:
-        rt.metrics.set_state(await rt.relay.backlog(), await rt.status.prepull_counts())
-    except LedgerError as exc:
-        log.warning("metrics gauges not refreshed", error=str(exc))
-    response = web.Response(body=rt.metrics.render())
-    response.headers["Content-Type"] = CONTENT_TYPE
-    return response
 
 
 def _error(status: int, kind: str, message: str, loc: list[str] | None = None) -> web.Response:
@@ -59,81 +28,82 @@ def _error(status: int, kind: str, message: str, loc: list[str] | None = None) -
     return web.json_response({"detail": [detail]}, status=status)
 
 
-def _unavailable(exc: LedgerError) -> web.Response:
-    log.warning("spawner request failed: database unavailable", error=str(exc))
-    return _error(503, "database_unavailable", str(exc))
+def _failed(
+    request: web.Request, exc: ImageLedgerError, loc: list[str] | None = None
+) -> web.Response:
+    """The error document of an ImageLedgerError: its class's status and code; an error of
+    the client's input (4xx) names where the input was, when ``loc`` says."""
+    status = exc.http_status
+    if status >= 500:
+        log.warning("request failed", path=request.path, code=exc.error_code, error=str(exc))
+    return _error(status, exc.error_code, str(exc), loc if status < 500 else None)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every ImageLedgerError a route raises as its error document."""
+    try:
+        return await handler(request)
+    except ImageLedgerError as exc:
+        return _failed(request, exc)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers and the broker connection is up, else 503."""
+    health = await request.app[_RUNTIME].health()
+    body = {
+        "status": "ok" if health.healthy else "unavailable",
+        "database": "ok" if health.database else "unreachable",
+        "broker": "ok" if health.broker else "unreachable",
+    }
+    return web.json_response(body, status=200 if health.healthy else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the gauges are read from the database at scrape time."""
+    response = web.Response(body=await request.app[_RUNTIME].scrape())
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response
 
 
 async def spawner_images(request: web.Request) -> web.Response:
     """``GET /spawner/v1/images``: the reference's SpawnerImages (null fields omitted)."""
-    app = request.app[_RUNTIME].app
-    try:
-        current = await app.views.current()
-    except LedgerError as exc:
-        return _unavailable(exc)
+    current = await request.app[_RUNTIME].app.views.current()
     return web.json_response(wire.spawner_images_json(current.view.spawner_images()))
 
 
 async def spawner_prepulls(request: web.Request) -> web.Response:
     """``GET /spawner/v1/prepulls``: the reference's PrepullerStatus."""
     app = request.app[_RUNTIME].app
-    try:
-        current = await app.views.current()
-    except LedgerError as exc:
-        return _unavailable(exc)
-    view = current.view
-    body = wire.prepuller_status_json(
-        app.config.images, view.prepuller_images(), view.node_statuses()
-    )
-    return web.json_response(body)
+    view = (await app.views.current()).view
+    images, nodes = view.prepuller_images(), view.node_statuses()
+    return web.json_response(wire.prepuller_status_json(app.config.images, images, nodes))
 
 
-_CLASSES = ", ".join(f"'{c.value}'" for c in ImageClass)
-
-
-async def _resolve(runtime: Runtime, name: str, value: str | ImageClass) -> ResolvedImage:
-    resolver = runtime.app.resolver
-    if isinstance(value, ImageClass):
-        return await resolver.for_class(value)
-    if name == "reference":
-        return await resolver.for_reference(value)
-    return await resolver.for_tag(value)
+_NAMES: tuple[ImageName, ...] = ("reference", "tag", "class")
 
 
 async def spawner_resolve(request: web.Request) -> web.Response:
     """``GET /spawner/v1/resolve?reference=`` (or ``tag=``, ``class=``): one image.
 
-    422 ``invalid_docker_reference``, 400 ``unknown_image``, 502 ``registry_error``, 503
-    when the database is unavailable.
+    422 ``invalid_docker_reference`` (or ``enum`` for a class), 400 ``unknown_image``,
+    502 ``registry_error``, 503 when the database is unavailable.
     """
-    given = [k for k in ("reference", "tag", "class") if k in request.query]
+    given = [name for name in _NAMES if name in request.query]
     if len(given) != 1:
         message = "exactly one of reference, tag or class is required"
         return _error(422, "invalid_query", message, ["query"])
     name = given[0]
-    loc = ["query", name]
-    value: str | ImageClass = request.query[name]
-    if name == "class":
-        try:
-            value = ImageClass(value)
-        except ValueError:
-            return _error(422, "enum", f"Input should be {_CLASSES}", loc)
     try:
-        image = await _resolve(request.app[_RUNTIME], name, value)
-    except InvalidDockerReferenceError as exc:
-        return _error(422, "invalid_docker_reference", str(exc), loc)
-    except UnknownImageError as exc:
-        return _error(400, "unknown_image", str(exc), loc)
-    except RegistryUnavailableError as exc:
-        return _error(502, "registry_error", str(exc))
-    except LedgerError as exc:
-        return _unavailable(exc)
+        image = await request.app[_RUNTIME].app.resolver.resolve(name, request.query[name])
+    except ImageLedgerError as exc:
+        return _failed(request, exc, ["query", name])
     return web.json_response(wire.resolved_image_json(image))
 
 
 def create_app(runtime: Runtime) -> web.Application:
     """The aiohttp application of one worker."""
-    app = web.Application()
+    app = web.Application(middlewares=[errors])
     app[_RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

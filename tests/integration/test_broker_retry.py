@@ -16,7 +16,7 @@ from worker.adapters.broker.connection import (
     Broker,
     BrokerSettings,
 )
-from worker.domain.errors import StorageUnavailableError
+from worker.adapters.ledger.database import DatabaseUnavailableError
 from worker.domain.messages import Delivery, NodeInventory
 
 KEY = "node.inventory"
@@ -42,7 +42,7 @@ async def test_a_transient_failure_holds_the_batch_without_counting_attempts(
     async def flaky(batch: list[Delivery]) -> None:
         attempts.extend((d.message_id, d.attempt) for d in batch)
         if len(attempts) < 5:  # more failures than max_attempts (3)
-            raise StorageUnavailableError("database away")
+            raise DatabaseUnavailableError("database away")
         committed.extend(d.message_id for d in batch)
 
     await publish(rabbit_connection, broker, "n1")

@@ -113,14 +113,6 @@ async def test_reads_inside_the_transaction_see_its_own_appends(
     assert (await state(engine)).nodes["n1"].eligible
 
 
-async def test_processed_messages_are_tracked_per_consumer(event_log: EventLog) -> None:
-    async with event_log.transaction() as tx:
-        assert await tx.mark_processed("pod_completed", ["m1", "m2"]) == {"m1", "m2"}
-    async with event_log.transaction() as tx:
-        assert await tx.mark_processed("pod_completed", ["m2", "m3"]) == {"m3"}
-        assert await tx.mark_processed("node_inventory", ["m2"]) == {"m2"}
-
-
 async def test_a_connection_the_server_closed_is_replaced_at_checkout(
     event_log: EventLog, engine: AsyncEngine, database_url: str
 ) -> None:

@@ -22,7 +22,8 @@ from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
 from worker.adapters.registry import RegistryClient
 from worker.adapters.registry.source import RegistryTagSource
-from worker.config import Config, parse_config
+from worker.config import Config
+from worker.converter import parse_config
 from worker.domain.events import (
     RefreshCompleted,
     RefreshFailed,

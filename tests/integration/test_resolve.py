@@ -16,7 +16,8 @@ from tests.support.database import url_for
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry
 from tests.support.spawner import refresh, serving
-from worker.config import Config, parse_config
+from worker.config import Config
+from worker.converter import parse_config
 
 REPO = "lsstsqre/sciplat-lab"
 

@@ -24,8 +24,9 @@ from tests.support.rabbit import drain, publish_raw, wait_until
 from tests.support.registry import RunningRegistry
 from worker import factory
 from worker.adapters.broker.connection import REASON_HEADER, BrokerSettings
-from worker.config import Config, parse_config
+from worker.config import Config
 from worker.consumer import Worker
+from worker.converter import parse_config
 from worker.web import serve
 
 REPO = "lsstsqre/sciplat-lab"

@@ -31,8 +31,8 @@ from tests.support.worker_process import (
 )
 from worker import factory
 from worker.adapters.broker.connection import BrokerSettings
-from worker.config import parse_config
 from worker.consumer import Worker
+from worker.converter import parse_config
 
 KEY = "prepull.pod_completed"
 OUTAGE_S = 8.0

@@ -15,7 +15,7 @@ from tests.support.launcher import launcher
 from tests.support.rabbit import publish_raw, wait_until
 from tests.support.registry import RunningRegistry
 from worker.adapters.broker.connection import BrokerSettings
-from worker.config import parse_config
+from worker.converter import parse_config
 
 
 def node_a(labels: dict[str, str], minutes: int) -> bytes:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from worker import converter as wire
-from worker.config import Config, load_config
+from worker.config import Config
+from worker.converter import load_config
 from worker.domain.images import TagEntry
 from worker.domain.nodes import Node
 from worker.services.evaluate import DigestKnowledge, Evaluation, evaluate

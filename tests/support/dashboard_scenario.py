@@ -26,7 +26,8 @@ from tests.support.launcher import Launcher, launcher
 from tests.support.rabbit import publish_raw, wait_until
 from tests.support.registry import RunningRegistry
 from worker.adapters.broker import BrokerSettings
-from worker.config import Config, parse_config
+from worker.config import Config
+from worker.converter import parse_config
 
 __all__ = ["REPO", "Traffic", "run_scenario"]
 

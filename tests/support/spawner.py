@@ -18,7 +18,8 @@ from tests.support.registry import RunningRegistry
 from worker import factory
 from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.stores.prepull import WorkStore
-from worker.config import Config, parse_config
+from worker.config import Config
+from worker.converter import parse_config
 from worker.domain.images import TagEntry
 from worker.domain.messages import Delivery, NodeInventory
 from worker.domain.node_observation import NodeRules

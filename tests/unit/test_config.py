@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tests.support.conformance import DATA
-from worker.config import ConfigError, DockerSource, GoogleSource, load_config, parse_config
+from worker.config import ConfigError, DockerSource, GoogleSource
+from worker.converter import load_config, parse_config
 from worker.domain.durations import format_duration, parse_duration
 from worker.domain.nodes import Toleration
 

@@ -7,14 +7,16 @@ import sys
 
 import click
 
+from worker.cli.common import Group
 from worker.cli.db import migrate_command, rebuild_command
 from worker.cli.deadletters import dead_letters_group
 from worker.cli.evaluate import evaluate_command
 from worker.cli.explain import explain_command
 from worker.cli.history import history_command
 from worker.cli.prune import prune_command
-from worker.cli.refresh import refresh_command, run_command
+from worker.cli.refresh import refresh_command
 from worker.cli.resolve import resolve_command
+from worker.cli.run import run_command
 from worker.cli.unpark import unpark_command
 from worker.cli.views import menu_command, status_command
 from worker.logs import configure_logging
@@ -22,7 +24,7 @@ from worker.logs import configure_logging
 __all__ = ["main", "run"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:

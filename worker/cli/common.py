@@ -2,93 +2,75 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 import yaml
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from worker import converter as wire
 from worker import factory
-from worker.adapters.ledger import (
-    DATABASE_URL_ENV,
-    DEFAULT_DATABASE_URL,
-    LedgerError,
-    make_engine,
-    safe_url,
-)
-from worker.adapters.ledger import database_url as resolve_database_url
-from worker.config import Config, ConfigError, yaml_problem
-from worker.converter import ValidationError
+from worker.domain.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ImageLedgerError, InvalidInputError
+from worker.domain.explain import ImageQuery, parse_image_query
+from worker.domain.references import InvalidReferenceError
 
 __all__ = [
-    "EXIT_BAD_INPUT",
-    "EXIT_FAILURE",
-    "EXIT_REGISTRY",
-    "EXIT_UNKNOWN",
-    "BadInputError",
+    "Command",
     "CommandError",
-    "RegistryCommandError",
-    "UnknownError",
+    "Group",
     "amqp_url_option",
     "config_option",
     "database_url_option",
     "fail",
     "guard",
     "json_option",
-    "load_config",
+    "parse_image",
     "parse_time",
     "prefix_option",
     "print_json",
     "print_rows",
     "progress_reporter",
     "read_data",
-    "run_on_database",
+    "short_digest",
 ]
-
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-EXIT_UNKNOWN = 3
-EXIT_REGISTRY = 4
-T = TypeVar("T")
 
 
 class CommandError(click.ClickException):
-    """A one-line error; ``exit_code`` says what kind."""
+    """A one-line error and the exit status that says what kind."""
 
-    exit_code = EXIT_FAILURE
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"imageledger: error: {self.format_message()}", err=True)
 
 
-class BadInputError(CommandError):
-    """A bad file, option or reference given by the operator."""
+class Command(click.Command):
+    """A subcommand whose ImageLedgerError ends it with one error line and the exit
+    status its class names (``ImageLedgerError.exit_code``)."""
 
-    exit_code = EXIT_BAD_INPUT
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImageLedgerError as exc:
+            raise CommandError(str(exc), exc.exit_code) from exc
 
 
-class UnknownError(CommandError):
-    """The tag, image or node named is not known (exit status 3)."""
+class Group(click.Group):
+    """A group of `Command` subcommands."""
 
-    exit_code = EXIT_UNKNOWN
-
-
-class RegistryCommandError(CommandError):
-    """The registry could not answer (exit status 4)."""
-
-    exit_code = EXIT_REGISTRY
+    command_class = Command
 
 
 def fail(message: str) -> NoReturn:
     """Stop with a bad-input error (exit status 2)."""
-    raise BadInputError(message)
+    raise CommandError(message, EXIT_BAD_INPUT)
 
 
 config_option = click.option(
@@ -96,16 +78,16 @@ config_option = click.option(
 )
 database_url_option = click.option(
     "--database-url",
-    envvar=DATABASE_URL_ENV,
-    default=DEFAULT_DATABASE_URL,
+    envvar=factory.DATABASE_URL_ENV,
+    default=factory.DEFAULT_DATABASE_URL,
     show_default=True,
-    help=f"PostgreSQL URL (or ${DATABASE_URL_ENV}).",
+    help=f"PostgreSQL URL (or ${factory.DATABASE_URL_ENV}).",
 )
 amqp_url_option = click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
 prefix_option = click.option(
     "--prefix",
     envvar="IMAGELEDGER_BROKER_PREFIX",
-    default="imageledger",
+    default=factory.DEFAULT_PREFIX,
     show_default=True,
     help="Exchange and queue name prefix of the workers.",
 )
@@ -125,7 +107,7 @@ def read_data(path: Path, what: str) -> Any:
     except json.JSONDecodeError as exc:
         fail(f"{what} file {path}: not valid JSON: {exc}")
     except yaml.YAMLError as exc:
-        fail(f"{what} file {path}: not valid YAML: {yaml_problem(exc)}")
+        fail(f"{what} file {path}: not valid YAML: {wire.yaml_problem(exc)}")
 
 
 def parse_time(value: str | None, option: str = "--now") -> datetime:
@@ -139,21 +121,21 @@ def parse_time(value: str | None, option: str = "--now") -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def parse_image(text: str, argument: str = "IMAGE") -> ImageQuery:
+    """The IMAGE (or TAG) argument, or a bad-input error saying what is wrong with it."""
+    try:
+        return parse_image_query(text)
+    except InvalidReferenceError as exc:
+        fail(f"{argument}: {exc}")
+
+
 def guard(load: Callable[[], Any], path: Path) -> Any:
-    """Run a loader; a validation error becomes a bad-input error naming the file."""
+    """Run a loader; bad input in it becomes a bad-input error naming the file."""
     try:
         return load()
-    except (ValidationError, ConfigError) as exc:
+    except InvalidInputError as exc:
         message = str(exc)
         fail(message if str(path) in message else f"{path}: {message}")
-
-
-def load_config(path: Path | None) -> Config:
-    """The configuration (option or IMAGELEDGER_CONFIG), or a bad-input error."""
-    try:
-        return factory.load(path)
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 def print_json(document: Any) -> None:
@@ -177,40 +159,33 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def short_digest(digest: Any) -> str:
+    """A digest shortened for tables (``sha256:`` and 12 hex digits)."""
+    if not isinstance(digest, str):
+        return ""
+    algorithm, _, value = digest.partition(":")
+    return f"{algorithm}:{value[:12]}" if value else digest
+
+
 def print_rows(
-    rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str = "(nothing)"
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    as_json: bool,
+    empty: str = "(nothing)",
+    cell: Callable[[str, Any], str] = lambda _, value: _cell(value),
 ) -> None:
-    """Rows as an aligned table (the named columns), or all of them as JSON."""
+    """Rows as an aligned table (the named columns, each value shown by ``cell``), or all
+    of them as JSON."""
     if as_json:
         print_json(rows)
         return
     if not rows:
         click.echo(empty)
         return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def run_on_database(url: str | None, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``action(engine)`` on a fresh engine; a database failure is one line naming the
-    database (without password) and exit status 1."""
-    resolved = resolve_database_url(url)
-
-    async def main() -> T:
-        engine = make_engine(resolved)
-        try:
-            return await action(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except LedgerError as exc:
-        where = safe_url(resolved)
-        raise CommandError(str(exc) if where in str(exc) else f"{exc} ({where})") from exc
+    for line in [columns, *cells]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 def progress_reporter(

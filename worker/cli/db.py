@@ -2,41 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 import click
 
-from worker.adapters.ledger import current_revision, rebuild_projections, safe_url, upgrade
+from worker import factory
 from worker.cli.common import (
+    Command,
     database_url_option,
     json_option,
     print_json,
     progress_reporter,
-    run_on_database,
 )
 
 __all__ = ["migrate_command", "progress_reporter", "rebuild_command"]
 
 
-@click.command("migrate")
+@click.command("migrate", cls=Command)
 @database_url_option
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 @json_option
 def migrate_command(database_url: str, revision: str, as_json: bool) -> None:
     """Create or upgrade the database schema (ledger tables, dashboard views, reader role)."""
-
-    async def action(engine: Any) -> str | None:
-        await upgrade(engine, revision)
-        return await current_revision(engine)
-
-    current = run_on_database(database_url, action)
+    ops = factory.Operations(database_url)
+    current = asyncio.run(ops.migrate(revision))
     if as_json:
-        print_json({"database": safe_url(database_url), "revision": current})
+        print_json({"database": ops.database, "revision": current})
         return
-    click.echo(f"database {safe_url(database_url)} is at revision {current}")
+    click.echo(f"database {ops.database} is at revision {current}")
 
 
-@click.command("rebuild")
+@click.command("rebuild", cls=Command)
 @database_url_option
 @click.option(
     "--chunk",
@@ -50,13 +46,12 @@ def rebuild_command(database_url: str, chunk: int | None, as_json: bool) -> None
 
     Progress goes to stderr; the result to stdout (an object with --json).
     """
-    report = run_on_database(
-        database_url, lambda e: rebuild_projections(e, chunk=chunk, progress=progress_reporter())
-    )
+    ops = factory.Operations(database_url)
+    report = asyncio.run(ops.rebuild(chunk, progress_reporter()))
     if as_json:
         print_json(
             {
-                "database": safe_url(database_url),
+                "database": ops.database,
                 "events": report.events,
                 "rows_written": report.rows_written,
                 "seconds": round(report.seconds, 3),

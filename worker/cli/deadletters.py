@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from worker.adapters.broker import BrokerError, DeadLetter, DeadLetterQueue, ReplayReport, amqp_url
+from worker import factory
 from worker.cli.common import (
-    BadInputError,
     CommandError,
+    Group,
     amqp_url_option,
+    fail,
     json_option,
     prefix_option,
     print_json,
     print_rows,
 )
+from worker.domain.dead_letters import DeadLetter, Selection
 
 __all__ = ["dead_letters_group"]
-
-T = TypeVar("T")
-Selection = Callable[[DeadLetter], bool]
 
 COLUMNS = [
     "message_id",
@@ -35,19 +34,6 @@ COLUMNS = [
     "reason",
     "preview",
 ]
-
-
-def _run(url: str | None, prefix: str, action: Callable[[DeadLetterQueue], Awaitable[T]]) -> T:
-    """Open the dead queue, run ``action``, close; a BrokerError becomes one line, exit 1."""
-
-    async def main() -> T:
-        async with DeadLetterQueue(amqp_url(url), prefix) as queue:
-            return await action(queue)
-
-    try:
-        return asyncio.run(main())
-    except BrokerError as exc:
-        raise CommandError(str(exc)) from exc
 
 
 def _row(letter: DeadLetter, short: bool) -> dict[str, Any]:
@@ -68,25 +54,16 @@ def _row(letter: DeadLetter, short: bool) -> dict[str, Any]:
 def _selection(ids: tuple[str, ...], select_all: bool, routing_key: str | None) -> Selection:
     """The dead letters an option set names, or a bad-input error when it names none."""
     if not ids and not select_all and routing_key is None:
-        raise BadInputError(
-            "nothing selected: give --id MESSAGE_ID (repeatable), --routing-key KEY or --all"
-        )
+        fail("nothing selected: give --id MESSAGE_ID (repeatable), --routing-key KEY or --all")
     if ids and select_all:
-        raise BadInputError("--id and --all exclude each other")
-    wanted = set(ids)
-
-    def select(letter: DeadLetter) -> bool:
-        if wanted and letter.message_id not in wanted:
-            return False
-        return routing_key is None or letter.routing_key == routing_key
-
-    return select
+        fail("--id and --all exclude each other")
+    return Selection(frozenset(ids), routing_key, select_all)
 
 
-def _check_found(ids: tuple[str, ...], found: list[DeadLetter], queue: str) -> None:
-    missing = sorted(set(ids) - {letter.message_id for letter in found})
+def _check_found(selection: Selection, found: list[DeadLetter], queue: str) -> None:
+    missing = selection.missing(found)
     if missing:
-        raise BadInputError(f"no dead letter with message id {', '.join(missing)} in {queue}")
+        fail(f"no dead letter with message id {', '.join(missing)} in {queue}")
 
 
 def _plural(count: int) -> str:
@@ -109,7 +86,7 @@ def with_selection(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-@click.group("dead-letters")
+@click.group("dead-letters", cls=Group)
 def dead_letters_group() -> None:
     """Look at, replay or delete the messages the workers dead-lettered (<prefix>.dead)."""
 
@@ -123,15 +100,13 @@ def dead_letters_group() -> None:
 @json_option
 def list_command(amqp_url: str | None, prefix: str, limit: int, as_json: bool) -> None:
     """Show dead letters, oldest first, without taking them off the queue."""
-
-    async def action(queue: DeadLetterQueue) -> tuple[str, int, list[DeadLetter]]:
-        total = await queue.count()
-        return queue.name, total, await queue.peek(limit)
-
-    name, total, letters = _run(amqp_url, prefix, action)
+    ops = factory.Operations(amqp_url=amqp_url, prefix=prefix)
+    total, letters = asyncio.run(ops.dead_letters(limit))
     if as_json:
         rows = [_row(letter, short=False) for letter in letters]
-        print_json({"queue": name, "total": total, "shown": len(rows), "dead_letters": rows})
+        print_json(
+            {"queue": ops.dead_queue, "total": total, "shown": len(rows), "dead_letters": rows}
+        )
         return
     print_rows([_row(letter, short=True) for letter in letters], COLUMNS, False, "(none)")
     if total > len(letters):
@@ -156,13 +131,10 @@ def replay_command(
     Each keeps its message id and body, starts again at attempt 1, and leaves the dead
     queue only once RabbitMQ confirmed the new copy.
     """
-    select = _selection(ids, select_all, routing_key)
-
-    async def action(queue: DeadLetterQueue) -> tuple[str, ReplayReport]:
-        return queue.name, await queue.replay(select)
-
-    name, report = _run(amqp_url, prefix, action)
-    failed = [letter for letter, _ in report.failed]
+    selection = _selection(ids, select_all, routing_key)
+    ops = factory.Operations(amqp_url=amqp_url, prefix=prefix)
+    report = asyncio.run(ops.replay_dead_letters(selection))
+    name = ops.dead_queue
     if as_json:
         print_json(
             {
@@ -179,7 +151,7 @@ def replay_command(
     if report.failed:
         details = "; ".join(f"{letter.message_id}: {error}" for letter, error in report.failed)
         raise CommandError(f"{_plural(len(report.failed))} not replayed, kept in {name}: {details}")
-    _check_found(ids, [*report.replayed, *failed], name)
+    _check_found(selection, [*report.replayed, *(letter for letter, _ in report.failed)], name)
 
 
 @dead_letters_group.command("purge")
@@ -198,31 +170,25 @@ def purge_command(
     as_json: bool,
 ) -> None:
     """Delete the selected dead letters for good (asks first unless --yes)."""
-    select = _selection(ids, select_all, routing_key)
+    selection = _selection(ids, select_all, routing_key)
+    ops = factory.Operations(amqp_url=amqp_url, prefix=prefix)
     if not yes:
-        _confirm(amqp_url, prefix, select)
-
-    async def action(queue: DeadLetterQueue) -> tuple[str, list[DeadLetter]]:
-        return queue.name, await queue.purge(select)
-
-    name, deleted = _run(amqp_url, prefix, action)
+        _confirm(ops, selection)
+    deleted = asyncio.run(ops.purge_dead_letters(selection))
     if as_json:
-        print_json({"queue": name, "deleted": [letter.message_id for letter in deleted]})
+        print_json({"queue": ops.dead_queue, "deleted": [letter.message_id for letter in deleted]})
     else:
-        click.echo(f"deleted {_plural(len(deleted))} from {name}")
-    _check_found(ids, deleted, name)
+        click.echo(f"deleted {_plural(len(deleted))} from {ops.dead_queue}")
+    _check_found(selection, deleted, ops.dead_queue)
 
 
-def _confirm(url: str | None, prefix: str, select: Selection) -> None:
+def _confirm(ops: factory.Operations, selection: Selection) -> None:
     """Ask on the terminal; without one, refuse (exit 2)."""
     if not sys.stdin.isatty():
-        raise BadInputError("purge deletes dead letters for good: pass --yes (no terminal to ask)")
-
-    async def action(queue: DeadLetterQueue) -> tuple[str, int]:
-        return queue.name, sum(1 for letter in await queue.peek() if select(letter))
-
-    name, count = _run(url, prefix, action)
+        fail("purge deletes dead letters for good: pass --yes (no terminal to ask)")
+    count = asyncio.run(ops.count_dead_letters(selection))
     if count == 0:
         return
-    if not click.confirm(f"Delete {_plural(count)} from {name} for good?", default=False):
+    question = f"Delete {_plural(count)} from {ops.dead_queue} for good?"
+    if not click.confirm(question, default=False):
         raise CommandError("nothing deleted")

@@ -9,15 +9,14 @@ from typing import Any
 import click
 
 from worker import converter as wire
-from worker.cli.common import guard, parse_time, read_data
-from worker.config import load_config as load_config_file
+from worker.cli.common import Command, guard, parse_time, read_data
 from worker.domain.nodes import Node
 from worker.services.evaluate import evaluate
 
 __all__ = ["evaluate_command"]
 
 
-@click.command("evaluate")
+@click.command("evaluate", cls=Command)
 @click.option("--config", "config_path", type=Path, required=True, help="Controller config YAML.")
 @click.option(
     "--tags",
@@ -56,7 +55,7 @@ def evaluate_command(
 
     Prints JSON in the reference implementation's shapes.
     """
-    config = guard(lambda: load_config_file(config_path), config_path)
+    config = guard(lambda: wire.load_config(config_path), config_path)
     repository = config.images.repository
     tag_data = read_data(tags_path, "tags")
     entries = guard(lambda: wire.tag_entries(tag_data, repository, str(tags_path)), tags_path)

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import click
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import factory
-from worker.adapters.ledger import ExplainStore
 from worker.cli.common import (
-    UnknownError,
+    Command,
     config_option,
     database_url_option,
     json_option,
-    load_config,
-    parse_time,
+    parse_image,
     print_json,
-    run_on_database,
 )
-from worker.cli.lookup import find_image, parse_image
 from worker.converter import converter
-from worker.domain.explain import Explanation, ImageQuery, explain
+from worker.domain.errors import UnknownNodeError
+from worker.domain.explain import Explanation
 from worker.domain.prepull import PrepullSettings
 from worker.services.prepull import prepull_settings
 
@@ -35,17 +32,7 @@ def _settings(config_path: Path | None) -> tuple[PrepullSettings, str]:
     """The worker's prepull settings from the configuration, or the defaults without one."""
     if config_path is None and not os.environ.get(factory.CONFIG_ENV):
         return PrepullSettings(), "prepull settings: defaults (no --config given)"
-    config = load_config(config_path)
-    return prepull_settings(config), "prepull settings: from the configuration"
-
-
-async def _explain(
-    engine: AsyncEngine, query: ImageQuery, node: str, settings: PrepullSettings
-) -> Explanation:
-    store = ExplainStore(engine)
-    image = await find_image(store, query)
-    facts = await store.gather(image, node, parse_time(None), settings)
-    return explain(facts)
+    return prepull_settings(factory.load(config_path)), "prepull settings: from the configuration"
 
 
 def _show(answer: Explanation, note: str) -> None:
@@ -56,7 +43,7 @@ def _show(answer: Explanation, note: str) -> None:
     click.echo(f"  ({note})")
 
 
-@click.command("explain")
+@click.command("explain", cls=Command)
 @click.argument("image")
 @click.argument("node")
 @config_option
@@ -76,7 +63,7 @@ def explain_command(
     """
     query = parse_image(image)
     settings, note = _settings(config_path)
-    answer = run_on_database(database_url, lambda e: _explain(e, query, node, settings))
+    answer = asyncio.run(factory.Operations(database_url).explain(query, node, settings))
     if as_json:
         document = converter.unstructure(answer)
         document["settings"] = note
@@ -84,4 +71,4 @@ def explain_command(
     else:
         _show(answer, note)
     if not answer.node_known:
-        raise UnknownError(f"unknown node {node}: it never reported an inventory")
+        raise UnknownNodeError(f"unknown node {node}: it never reported an inventory")

@@ -1,19 +1,14 @@
-"""``imageledger prune``: drop old bookkeeping rows (processed message ids, sent outbox rows)."""
+"""``imageledger prune``: drop published outbox rows that no longer matter (never events)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import click
 
-from worker.adapters.ledger import prune
-from worker.cli.common import (
-    database_url_option,
-    fail,
-    json_option,
-    print_json,
-    run_on_database,
-)
+from worker import factory
+from worker.cli.common import Command, database_url_option, fail, json_option, print_json
 from worker.domain.durations import parse_duration
 
 __all__ = ["prune_command"]
@@ -22,7 +17,7 @@ MINIMUM_AGE = timedelta(days=1)
 """Younger rows may still matter: a message can be redelivered for hours after a failure."""
 
 
-@click.command("prune")
+@click.command("prune", cls=Command)
 @database_url_option
 @click.option(
     "--older-than",
@@ -33,7 +28,7 @@ MINIMUM_AGE = timedelta(days=1)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @json_option
 def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bool) -> None:
-    """Delete processed-message ids and published outbox rows older than --older-than.
+    """Delete published outbox rows older than --older-than.
 
     The event log is never pruned (rebuild and time travel need all of it). Outbox rows not
     yet published, and the prepull.complete rows of images still prepulled, are kept.
@@ -45,19 +40,12 @@ def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bo
     if age < MINIMUM_AGE:
         fail(f"--older-than {older_than!r}: must be at least 1d (messages may be redelivered)")
     cutoff = datetime.now(tz=UTC) - age
-    report = run_on_database(database_url, lambda e: prune(e, cutoff, dry_run=dry_run))
+    report = asyncio.run(factory.Operations(database_url).prune(cutoff, dry_run=dry_run))
     if as_json:
-        print_json(
-            {
-                "cutoff": report.cutoff,
-                "processed_messages": report.processed_messages,
-                "outbox": report.outbox,
-                "dry_run": report.dry_run,
-            }
-        )
+        print_json({"cutoff": report.cutoff, "outbox": report.outbox, "dry_run": report.dry_run})
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(
-        f"{verb} {report.processed_messages:,} processed message ids and {report.outbox:,} "
-        f"published outbox rows older than {cutoff.isoformat(timespec='seconds')}"
+        f"{verb} {report.outbox:,} published outbox rows older than "
+        f"{cutoff.isoformat(timespec='seconds')}"
     )

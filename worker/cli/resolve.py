@@ -9,54 +9,24 @@ import click
 
 from worker import converter as wire
 from worker import factory
-from worker.adapters.ledger import LedgerError
 from worker.cli.common import (
-    EXIT_REGISTRY,
-    EXIT_UNKNOWN,
-    BadInputError,
-    CommandError,
-    RegistryCommandError,
-    UnknownError,
+    Command,
     config_option,
     database_url_option,
     fail,
     json_option,
-    load_config,
     print_json,
 )
 from worker.config import Config
-from worker.domain.errors import (
-    ImageLedgerError,
-    InvalidDockerReferenceError,
-    RegistryUnavailableError,
-    UnknownImageError,
-)
 from worker.domain.spawner import ImageClass, ResolvedImage
+from worker.services.resolve import ImageName
 
-__all__ = ["EXIT_REGISTRY", "EXIT_UNKNOWN_IMAGE", "resolve_command"]
-
-EXIT_UNKNOWN_IMAGE = EXIT_UNKNOWN
+__all__ = ["resolve_command"]
 
 
-async def _resolve(
-    config: Config, url: str | None, reference: str | None, tag: str | None, cls: str | None
-) -> ResolvedImage:
-    try:
-        async with factory.application(config, url) as app:
-            if reference is not None:
-                return await app.resolver.for_reference(reference)
-            if tag is not None:
-                return await app.resolver.for_tag(tag)
-            assert cls is not None
-            return await app.resolver.for_class(ImageClass(cls))
-    except InvalidDockerReferenceError as exc:
-        raise BadInputError(str(exc)) from exc
-    except UnknownImageError as exc:
-        raise UnknownError(str(exc)) from exc
-    except RegistryUnavailableError as exc:
-        raise RegistryCommandError(str(exc)) from exc
-    except (ImageLedgerError, LedgerError) as exc:
-        raise CommandError(str(exc)) from exc
+async def _resolve(config: Config, url: str | None, name: ImageName, value: str) -> ResolvedImage:
+    async with factory.application(config, url) as app:
+        return await app.resolver.resolve(name, value)
 
 
 def _lines(image: ResolvedImage) -> list[str]:
@@ -70,7 +40,7 @@ def _lines(image: ResolvedImage) -> list[str]:
     ]
 
 
-@click.command("resolve")
+@click.command("resolve", cls=Command)
 @click.argument("reference", required=False)
 @click.option("--tag", help="A tag of the configured repository instead of a reference.")
 @click.option(
@@ -96,10 +66,16 @@ def resolve_command(
     a reference with a digest is looked up in the ledger. Exit codes: 2 invalid reference
     or bad input, 3 unknown image, 4 registry error, 1 any other failure.
     """
-    if sum(x is not None for x in (reference, tag, image_class)) != 1:
+    given: list[tuple[ImageName, str | None]] = [
+        ("reference", reference), ("tag", tag), ("class", image_class)
+    ]  # fmt: skip
+    named = [(name, value) for name, value in given if value is not None]
+    if len(named) != 1:
         fail("give exactly one of REFERENCE, --tag or --class")
-    config = load_config(config_path)
-    image = asyncio.run(_resolve(config, database_url, reference, tag, image_class))
+    config = factory.load(config_path)
+    ((name, value),) = named
+    assert value is not None
+    image = asyncio.run(_resolve(config, database_url, name, value))
     if as_json:
         print_json(wire.resolved_image_json(image))
     else:

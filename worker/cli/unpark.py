@@ -2,52 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import click
 from attrs import asdict
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.ledger import EventLog, ExplainStore, UnparkStore
+from worker import factory
 from worker.cli.common import (
-    UnknownError,
+    Command,
     database_url_option,
     fail,
     json_option,
-    parse_time,
+    parse_image,
     print_json,
     print_rows,
-    run_on_database,
 )
-from worker.cli.lookup import find_image, parse_image
-from worker.domain.explain import ImageQuery
 from worker.domain.unpark import DEFAULT_REASON
-from worker.services.unpark import UnparkReport, unpark
 
 __all__ = ["unpark_command"]
 
 
-async def _digests(store: ExplainStore, query: ImageQuery) -> list[str]:
-    """The digest the image names now (a digest names itself, if the ledger knows it)."""
-    if query.tag is None and query.digest is not None:
-        if await store.find_tags(query) or await store.digest_known(query.digest):
-            return [query.digest]
-        raise UnknownError(f"unknown image {query}: no tag or node knows that digest")
-    image = await find_image(store, query)
-    return [image.digest] if image.digest is not None else []
-
-
-async def _unpark(
-    engine: AsyncEngine, query: ImageQuery, node: str | None, reason: str
-) -> UnparkReport:
-    store = ExplainStore(engine)
-    if node is not None and await store.node(node) is None:
-        raise UnknownError(f"unknown node {node}: it never reported an inventory")
-    digests = await _digests(store, query)
-    return await unpark(UnparkStore(EventLog(engine)), digests, node, reason, parse_time(None))
-
-
-@click.command("unpark")
+@click.command("unpark", cls=Command)
 @click.argument("image")
 @click.argument("node", required=False)
 @click.option("--reason", default=DEFAULT_REASON, show_default=True,
@@ -66,7 +42,7 @@ def unpark_command(
     if not reason.strip():
         fail("--reason must not be empty")
     query = parse_image(image)
-    report = run_on_database(database_url, lambda e: _unpark(e, query, node, reason))
+    report = asyncio.run(factory.Operations(database_url).unpark(query, node, reason))
     where = f" on {node}" if node else ""
     rows: list[dict[str, Any]] = [asdict(p) for p in report.pairs]
     if as_json:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, TypeAlias
 
 from attrs import Attribute, field, frozen
 
+from worker.domain.errors import InvalidInputError
 from worker.domain.nodes import KubeletImage, Taint
 from worker.domain.references import DockerReference
 
@@ -34,7 +35,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 """Bodies larger than this (1 MiB) are rejected before they are parsed."""
 
 
-class InvalidFieldError(ValueError):
+class InvalidFieldError(InvalidInputError, ValueError):
     """A message field whose value breaks a rule of the message; names the field."""
 
     def __init__(self, field_name: str, problem: str) -> None:

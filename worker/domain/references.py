@@ -6,6 +6,8 @@ import re
 
 from attrs import frozen
 
+from worker.domain.errors import InvalidDockerReferenceError
+
 __all__ = ["DockerReference", "InvalidReferenceError"]
 
 _REGISTRY = re.compile(
@@ -17,7 +19,7 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+")
 
 
-class InvalidReferenceError(ValueError):
+class InvalidReferenceError(InvalidDockerReferenceError, ValueError):
     """A string that is not a valid Docker reference; the message says why."""
 
 

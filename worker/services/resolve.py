@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import structlog
 
-from worker.domain.errors import RegistryUnavailableError, UnknownImageError
+from worker.domain.errors import (
+    InvalidImageClassError,
+    RegistryUnavailableError,
+    UnknownImageError,
+)
 from worker.domain.menu import View
 from worker.domain.refresh import HeadFound, HeadMissing, HeadResult
 from worker.domain.spawner import (
@@ -24,9 +28,13 @@ from worker.domain.spawner import (
 )
 from worker.services.spawner import CurrentView, SpawnerViews
 
-__all__ = ["DigestSource", "ImageResolver"]
+__all__ = ["DigestSource", "ImageName", "ImageResolver"]
 
 log = structlog.get_logger("imageledger.resolve")
+
+ImageName = Literal["reference", "tag", "class"]
+"""How the spawner or an operator names an image: by reference, by tag or by image class."""
+_CLASSES = ", ".join(f"'{c.value}'" for c in ImageClass)
 
 
 class DigestSource(Protocol):
@@ -39,15 +47,29 @@ class DigestSource(Protocol):
 class ImageResolver:
     """The reference's ``image_for_tag_name``, ``image_for_reference`` and image classes.
 
-    Three errors only: `InvalidDockerReferenceError` (does not parse, or no tag where one is
-    needed), `UnknownImageError` (not in the repository) and `RegistryUnavailableError`
-    (the HEAD failed). A tag, or a reference without digest, is resolved by a fresh HEAD,
-    never from the ledger's cache; a reference with a digest is looked up in the ledger.
+    Three errors only, besides the ledger's: `InvalidDockerReferenceError` (does not parse,
+    or no tag where one is needed), `UnknownImageError` (not in the repository) and
+    `RegistryUnavailableError` (the HEAD failed). A tag, or a reference without digest, is
+    resolved by a fresh HEAD, never from the ledger's cache; a reference with a digest is
+    looked up in the ledger.
     """
 
     def __init__(self, views: SpawnerViews, digests: Callable[[], DigestSource]) -> None:
         self._views = views
         self._digests = digests
+
+    async def resolve(self, name: ImageName, value: str) -> ResolvedImage:
+        """The image named by a reference, a tag or an image class (its value, such as
+        ``latest-weekly``); an unknown class is an `InvalidImageClassError`."""
+        if name == "class":
+            try:
+                image_class = ImageClass(value)
+            except ValueError as exc:
+                raise InvalidImageClassError(f"Input should be {_CLASSES}") from exc
+            return await self.for_class(image_class)
+        if name == "reference":
+            return await self.for_reference(value)
+        return await self.for_tag(value)
 
     async def for_tag(self, tag: str) -> ResolvedImage:
         """The image a tag of the repository names now."""

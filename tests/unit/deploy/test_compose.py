@@ -25,7 +25,8 @@ from tests.support.constraints import pyproject, runtime_closure
 from tests.support.manifests import ROOT
 from worker import factory
 from worker.cli import main
-from worker.config import DockerSource, load_config
+from worker.config import DockerSource
+from worker.converter import load_config
 from worker.logs import LOG_LEVEL_ENV
 
 TEXT = (ROOT / "compose.yaml").read_text()

@@ -19,7 +19,7 @@ from tests.support.manifests import (
     schema_problems,
 )
 from worker.cli import main
-from worker.config import parse_config
+from worker.converter import parse_config
 
 LAYOUTS = pytest.mark.parametrize("layout", [BASE, OVERLAY], ids=["base", "overlay"])
 SECRETS = {"imageledger-database", "imageledger-amqp", "imageledger-registry"}

@@ -9,7 +9,7 @@ import yaml
 
 from tests.support.manifests import BASE, OVERLAY, Manifest, render, schema_problems
 from tests.support.rbac import WILDCARD, Access, ServiceAccount, allowed, grants, prepull_pod, rules
-from worker.config import parse_config
+from worker.converter import parse_config
 
 LAYOUTS = pytest.mark.parametrize("layout", [BASE, OVERLAY], ids=["base", "overlay"])
 DIGEST = "sha256:" + "ab" * 32

@@ -37,7 +37,7 @@ from worker.adapters.broker.topology import (
     declare_topology,
 )
 from worker.converter import encode_message
-from worker.domain.errors import StorageUnavailableError
+from worker.domain.errors import TransientError
 from worker.domain.messages import InboundMessage, OutboundMessage
 
 __all__ = [
@@ -155,15 +155,6 @@ class Broker:
                 delay = min(delay * 2, self._settings.max_reconnect_delay.total_seconds())
         raise BrokerUnavailableError(f"RabbitMQ at {safe_amqp_url(url)}: no connection attempts")
 
-    async def redeclare(self) -> None:
-        """Declare the topology again (idempotent; useful after an operator reset)."""
-        await declare_topology(self._require_channel(), self._topology)
-
-    def _require_channel(self) -> AbstractChannel:
-        if self._channel is None:
-            raise BrokerError("the broker is not connected (call connect() first)")
-        return self._channel
-
     async def publish(
         self,
         routing_key: str,
@@ -202,7 +193,7 @@ class Broker:
         routing_key: str,
         handler: BatchHandler,
         *,
-        transient: tuple[type[BaseException], ...] = (StorageUnavailableError,),
+        transient: tuple[type[BaseException], ...] = (TransientError,),
     ) -> None:
         """Start a batch consumer on the work queue bound to ``routing_key``.
 

@@ -38,7 +38,7 @@ from worker.adapters.broker.topology import (
     declare_queue,
 )
 from worker.converter import decode_message
-from worker.domain.errors import MessageRejected, StorageUnavailableError
+from worker.domain.errors import MessageRejected, TransientError
 from worker.domain.messages import Delivery
 
 __all__ = ["BatchConsumer", "BatchHandler", "body_message_id"]
@@ -103,7 +103,7 @@ class BatchConsumer:
         handler: BatchHandler,
         settings: BrokerSettings,
         metrics: BrokerMetrics,
-        transient: tuple[type[BaseException], ...] = (StorageUnavailableError,),
+        transient: tuple[type[BaseException], ...] = (TransientError,),
     ) -> None:
         self._topology = topology
         self._queue = queue

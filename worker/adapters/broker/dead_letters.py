@@ -28,9 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-import attrs
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from attrs import frozen
 
 from worker.adapters.broker.connection import safe_amqp_url
 from worker.adapters.broker.consumer import body_message_id
@@ -48,6 +46,7 @@ from worker.adapters.broker.topology import (
     Topology,
     build_topology,
 )
+from worker.domain.dead_letters import DeadLetter, ReplayReport
 
 __all__ = ["DeadLetter", "DeadLetterQueue", "ReplayReport"]
 
@@ -67,41 +66,6 @@ _DEAD_LETTER_HEADERS = (
     "x-last-death-queue",
     "x-last-death-reason",
 )
-
-
-@frozen
-class DeadLetter:
-    """One dead-lettered message as the operator sees it."""
-
-    message_id: str
-    routing_key: str
-    source_queue: str | None
-    reason: str | None
-    attempts: int
-    dead_lettered_at: datetime | None
-    """When it was dead-lettered, if the message says: the worker's header, RabbitMQ's
-    ``x-death`` time when the broker dead-lettered it, the timestamp property, or None."""
-    returns: int
-    """How often the dead queue has handed it out and got it back (``x-delivery-count``)."""
-    body: bytes = attrs.field(repr=False)
-
-    @property
-    def size(self) -> int:
-        """The body's length in bytes."""
-        return len(self.body)
-
-    def preview(self, length: int = 60) -> str:
-        """The start of the body as text, on one line."""
-        text = self.body.decode("utf-8", "replace").replace("\n", " ").replace("\r", " ")
-        return text if len(text) <= length else text[: length - 1] + "…"
-
-
-@frozen
-class ReplayReport:
-    """What a replay did: dead letters republished, and those left with the reason."""
-
-    replayed: tuple[DeadLetter, ...]
-    failed: tuple[tuple[DeadLetter, str], ...]
 
 
 def _text(value: Any) -> str | None:

@@ -12,7 +12,7 @@ import structlog
 from aio_pika.abc import AbstractChannel
 from attrs import evolve, field, frozen
 
-from worker.domain.errors import ImageLedgerError
+from worker.domain.errors import ImageLedgerError, TransientError
 from worker.domain.messages import (
     OUTBOUND_MESSAGES,
     NodeGoneMessage,
@@ -81,7 +81,7 @@ class BrokerError(ImageLedgerError):
     """RabbitMQ refused an operation (topology mismatch, unroutable publish...)."""
 
 
-class BrokerUnavailableError(BrokerError):
+class BrokerUnavailableError(BrokerError, TransientError):
     """RabbitMQ cannot be reached; the operation can be retried later."""
 
 

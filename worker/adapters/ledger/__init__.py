@@ -10,13 +10,15 @@ from worker.adapters.ledger.database import (
     TransientLedgerError,
     database_url,
     make_engine,
+    naming_database,
     safe_url,
 )
 from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.migrate import current_revision, upgrade
 from worker.adapters.ledger.outbox import OutboxRelay
+from worker.adapters.ledger.rebuild import RebuildReport
 from worker.adapters.ledger.rebuild import rebuild as rebuild_projections
-from worker.adapters.ledger.retention import prune
+from worker.adapters.ledger.retention import PruneReport, prune
 from worker.adapters.ledger.stores import (
     ExplainStore,
     HistoryStore,
@@ -38,6 +40,8 @@ __all__ = [
     "LedgerRefreshStore",
     "LedgerStatus",
     "OutboxRelay",
+    "PruneReport",
+    "RebuildReport",
     "SpawnerStore",
     "TransientLedgerError",
     "UnparkStore",
@@ -46,6 +50,7 @@ __all__ = [
     "dashboard",
     "database_url",
     "make_engine",
+    "naming_database",
     "prune",
     "rebuild_projections",
     "safe_url",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -12,6 +12,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from worker.domain.errors import ImageLedgerError, TransientError
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -24,6 +26,7 @@ __all__ = [
     "TransientLedgerError",
     "database_url",
     "make_engine",
+    "naming_database",
     "safe_url",
     "translate_errors",
 ]
@@ -32,11 +35,14 @@ DATABASE_URL_ENV = "IMAGELEDGER_DATABASE_URL"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/imageledger"
 
 
-class LedgerError(Exception):
+class LedgerError(ImageLedgerError):
     """The event log or its database failed; the message is one readable line."""
 
+    http_status = 503
+    error_code = "database_unavailable"
 
-class TransientLedgerError(LedgerError):
+
+class TransientLedgerError(LedgerError, TransientError):
     """The database could not do the work now but will later: retry the same work as is
     (nothing is wrong with it). Any other LedgerError is permanent for that work."""
 
@@ -52,6 +58,19 @@ class LedgerConflictError(TransientLedgerError):
 
 class DatabaseMissingError(DatabaseUnavailableError):
     """The server is up but the database does not exist."""
+
+
+@contextmanager
+def naming_database(url: str) -> Iterator[None]:
+    """Make a LedgerError raised inside name the database it concerns (without password),
+    as an operator needs to read it; one whose message names it already passes as is."""
+    try:
+        yield
+    except LedgerError as exc:
+        where = safe_url(url)
+        if where in str(exc):
+            raise
+        raise type(exc)(f"{exc} ({where})") from exc
 
 
 def database_url(url: str | None = None) -> str:

@@ -248,17 +248,6 @@ class LedgerTransaction:
                 repository,
             )
 
-    async def mark_processed(self, consumer: str, message_ids: Sequence[str]) -> set[str]:
-        """Record messages as handled by ``consumer``; returns those not handled before."""
-        sql = (
-            "INSERT INTO ledger.processed_messages (consumer, message_id)"
-            " SELECT $1, m FROM unnest($2::text[]) AS m ON CONFLICT DO NOTHING"
-            " RETURNING message_id"
-        )
-        async with translate_errors("record processed messages"):
-            rows = await self._db.fetch(sql, consumer, list(message_ids))
-        return {r[0] for r in rows}
-
 
 class EventLog:
     """The append-only log of ``ledger.events`` and its inline projections."""

@@ -12,9 +12,6 @@ from worker.adapters.ledger.database import translate_errors
 
 __all__ = ["PruneReport", "prune"]
 
-_PROCESSED = """
-DELETE FROM ledger.processed_messages WHERE processed_at < :cutoff
-"""
 # A prepull.complete goes out once per image and digest because the outbox refuses a second
 # row with its message_id: keep those rows while the digest is still a prepull target.
 _OUTBOX = """
@@ -31,19 +28,16 @@ class PruneReport:
     """Rows removed (or, in a dry run, that would be)."""
 
     cutoff: datetime
-    processed_messages: int
     outbox: int
     dry_run: bool
 
 
 async def prune(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool = False) -> PruneReport:
-    """Delete processed-message ids recorded before ``cutoff`` and outbox rows published
-    before it (except ``prepull.complete`` rows of current targets), in one transaction;
-    a dry run counts and rolls back. Unpublished outbox rows are never touched."""
+    """Delete outbox rows published before ``cutoff`` (except ``prepull.complete`` rows of
+    current targets); a dry run counts and rolls back. Unpublished rows are never touched."""
     async with translate_errors("prune"), engine.connect() as conn:
         transaction = await conn.begin()
         try:
-            processed = (await conn.execute(text(_PROCESSED), {"cutoff": cutoff})).rowcount
             outbox = (await conn.execute(text(_OUTBOX), {"cutoff": cutoff})).rowcount
         except BaseException:
             await transaction.rollback()
@@ -52,4 +46,4 @@ async def prune(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool = False)
             await transaction.rollback()
         else:
             await transaction.commit()
-    return PruneReport(cutoff, processed, outbox, dry_run)
+    return PruneReport(cutoff, outbox, dry_run)

@@ -40,7 +40,6 @@ __all__ = [
     "outbox",
     "policies",
     "prepull_targets",
-    "processed_messages",
     "refreshes",
     "tag_history",
     "tags",
@@ -266,14 +265,6 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     _at("published_at"),
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-)
-
-processed_messages = Table(
-    "processed_messages",
-    metadata,
-    Column("consumer", Key, primary_key=True),
-    Column("message_id", Key, primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 
 PROJECTION_TABLES = (

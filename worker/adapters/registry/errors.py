@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from yarl import URL
 
+from worker.domain.errors import EXIT_BAD_INPUT, RegistryUnavailableError
+
 from .wire import parse_retry_after
 
 __all__ = [
@@ -39,7 +41,7 @@ def safe_url(url: URL | str) -> str:
     return str(parsed.with_fragment(None))
 
 
-class RegistryError(Exception):
+class RegistryError(RegistryUnavailableError):
     """A request to a Docker registry failed.
 
     Carries the HTTP method, the URL (without credentials) and the status, when known. The
@@ -78,6 +80,8 @@ class RegistryAuthError(RegistryError):
 
 class RegistryCredentialsError(RegistryError):
     """Credentials could not be loaded (missing or malformed ``.dockerconfigjson``)."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class RegistryInvalidUrlError(RegistryError):

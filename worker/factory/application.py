@@ -1,4 +1,4 @@
-"""The composition root: builds the engine, HTTP session and clients once, and wires them."""
+"""The worker's graph: the engine, HTTP session, registry client, broker and stores, built once."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import structlog
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.broker import Broker, BrokerSettings
+from worker.adapters.broker import Broker, BrokerSettings, amqp_url
 from worker.adapters.ledger import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
     EventLog,
+    LedgerError,
     LedgerRefreshStore,
     LedgerStatus,
     OutboxRelay,
@@ -23,26 +27,36 @@ from worker.adapters.ledger import (
     WorkStore,
     database_url,
     make_engine,
+    naming_database,
 )
-from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.metrics import CONTENT_TYPE, WorkerMetrics
 from worker.adapters.registry import (
     DockerCredentialStore,
     RegistryClient,
     RegistryCredentials,
     RegistryTagSource,
 )
-from worker.config import Config, ConfigError, DockerSource, load_config
+from worker.config import Config, ConfigError, DockerSource
+from worker.converter import load_config
 from worker.services.refresh import RefreshReport, refresh
 from worker.services.resolve import ImageResolver
 from worker.services.spawner import SpawnerViews
 
 __all__ = [
     "CONFIG_ENV",
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "METRICS_CONTENT_TYPE",
+    "PASSWORD_ENV",
+    "USERNAME_ENV",
     "Application",
+    "Health",
     "Runtime",
     "application",
     "broker_settings",
     "config_path",
+    "database",
+    "load",
     "runtime",
     "utcnow",
 ]
@@ -50,6 +64,10 @@ __all__ = [
 CONFIG_ENV = "IMAGELEDGER_CONFIG"
 USERNAME_ENV = "IMAGELEDGER_REGISTRY_USERNAME"
 PASSWORD_ENV = "IMAGELEDGER_REGISTRY_PASSWORD"
+METRICS_CONTENT_TYPE = CONTENT_TYPE
+"""The content type of ``Runtime.scrape``'s text (Prometheus' exposition format)."""
+
+log = structlog.get_logger("imageledger.factory")
 
 
 def utcnow() -> datetime:
@@ -67,12 +85,18 @@ def config_path(given: Path | None) -> Path:
     return Path(env)
 
 
-def broker_settings(config: Config, url: str, prefix: str) -> BrokerSettings:
-    """The worker's broker settings: connection and names given, batching and retries from
-    the ``queue:`` section."""
+def load(path: Path | None) -> Config:
+    """Load the configuration named by the option or the environment (ConfigError if it
+    cannot be read or does not validate)."""
+    return load_config(config_path(path))
+
+
+def broker_settings(config: Config, url: str | None, prefix: str) -> BrokerSettings:
+    """The worker's broker settings: the URL given (else ``IMAGELEDGER_AMQP_URL``, else the
+    local default) and the name prefix; batching and retries from the ``queue:`` section."""
     queue = config.queue
     return BrokerSettings(
-        url=url,
+        url=amqp_url(url),
         prefix=prefix,
         prefetch=queue.prefetch,
         batch_size=queue.batch_size,
@@ -92,6 +116,19 @@ def _credentials(config: Config) -> RegistryCredentials | None:
     if path:
         return DockerCredentialStore.from_file(Path(path)).lookup(config.images.repository.registry)
     return None
+
+
+@asynccontextmanager
+async def database(url: str | None) -> AsyncIterator[AsyncEngine]:
+    """An engine on the database given (else ``IMAGELEDGER_DATABASE_URL``, else the local
+    default), disposed at the end; a LedgerError raised in the block names the database."""
+    resolved = database_url(url)
+    with naming_database(resolved):
+        engine = make_engine(resolved)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @frozen
@@ -129,22 +166,31 @@ async def application(config: Config, url: str | None = None) -> AsyncIterator[A
     source = config.images.source
     insecure = isinstance(source, DockerSource) and source.insecure
     ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
-    engine = make_engine(database_url(url))
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = RegistryClient(
-                session,
-                config.images.repository.registry,
-                insecure=insecure,
-                credentials=_credentials(config),
-                ca_bundle=ca_bundle,
-            )
-            views = SpawnerViews(SpawnerStore(engine), config)
-            repository = config.images.repository
-            resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))
-            yield Application(config, engine, session, client, EventLog(engine), views, resolver)
-    finally:
-        await engine.dispose()
+    async with database(url) as engine, aiohttp.ClientSession() as session:
+        client = RegistryClient(
+            session,
+            config.images.repository.registry,
+            insecure=insecure,
+            credentials=_credentials(config),
+            ca_bundle=ca_bundle,
+        )
+        views = SpawnerViews(SpawnerStore(engine), config)
+        repository = config.images.repository
+        resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))
+        yield Application(config, engine, session, client, EventLog(engine), views, resolver)
+
+
+@frozen
+class Health:
+    """Whether the database answers and the broker connection is up."""
+
+    database: bool
+    broker: bool
+
+    @property
+    def healthy(self) -> bool:
+        """Both are."""
+        return self.database and self.broker
 
 
 @frozen
@@ -157,6 +203,19 @@ class Runtime:
     status: LedgerStatus
     relay: OutboxRelay
     metrics: WorkerMetrics
+
+    async def health(self) -> Health:
+        """The database (one query) and the broker connection, now."""
+        return Health(await self.status.reachable(), self.broker.connected)
+
+    async def scrape(self) -> bytes:
+        """The metrics in Prometheus' text format, the gauges read from the database now
+        (when it does not answer, they keep their last values)."""
+        try:
+            self.metrics.set_state(await self.relay.backlog(), await self.status.prepull_counts())
+        except LedgerError as exc:
+            log.warning("metrics gauges not refreshed", error=str(exc))
+        return self.metrics.render()
 
 
 @asynccontextmanager
@@ -172,8 +231,3 @@ async def runtime(
             yield Runtime(app, broker, WorkStore(app.log), LedgerStatus(app.engine), relay, metrics)
         finally:
             await broker.close()
-
-
-def load(path: Path | None) -> Config:
-    """Load the configuration named by the option or the environment."""
-    return load_config(config_path(path))

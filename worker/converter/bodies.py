@@ -1,0 +1,94 @@
+"""Message bodies: bytes to validated messages and back, with the reason a body is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import cattrs
+
+from worker.converter.core import converter
+from worker.converter.strict import describe_error
+from worker.domain.errors import MessageRejected
+from worker.domain.messages import (
+    INBOUND_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    OUTBOUND_MESSAGES,
+    InboundMessage,
+    InvalidFieldError,
+    OutboundMessage,
+)
+
+__all__ = ["decode_message", "decode_outbound_message", "encode_message"]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
+    kinds |= {float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _message_error(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.ClassValidationError):
+        own = [e for e in exc.exceptions if isinstance(e, InvalidFieldError)]
+        if own:
+            return "; ".join(f"{e.problem} @ $.{e.field}" for e in own)
+    return describe_error(exc).replace(".size_bytes", ".sizeBytes")
+
+
+def _decode(messages: Mapping[str, type[Any]], routing_key: str, body: bytes) -> Any:
+    cls = messages.get(routing_key)
+    if cls is None:
+        raise MessageRejected(f"unknown routing key {routing_key!r}")
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise MessageRejected(
+            f"body of {len(body)} bytes is over the limit of {MAX_MESSAGE_BYTES} bytes"
+        )
+    try:
+        data = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise MessageRejected(f"malformed JSON: {detail}") from exc
+    if not isinstance(data, dict):
+        raise MessageRejected(f"expected a JSON object, got {_json_kind(data)} @ $")
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise MessageRejected(" ".join(_message_error(exc).splitlines())) from exc
+
+
+def decode_message(routing_key: str, body: bytes) -> InboundMessage:
+    """Decode and validate an inbound message; raise MessageRejected naming the problem.
+
+    Rejected: unknown routing keys, bodies over 1 MiB, malformed JSON (including NaN and
+    duplicate keys), non-object bodies, unknown fields, wrong types, timestamps without a
+    zone, bad references and references without a digest where one is required.
+    """
+    message: InboundMessage = _decode(INBOUND_MESSAGES, routing_key, body)
+    return message
+
+
+def decode_outbound_message(routing_key: str, body: bytes) -> OutboundMessage:
+    """Decode a message the worker publishes (for its consumers and tests), as strictly."""
+    message: OutboundMessage = _decode(OUTBOUND_MESSAGES, routing_key, body)
+    return message
+
+
+def encode_message(message: InboundMessage | OutboundMessage) -> bytes:
+    """The JSON body of a message (UTF-8, compact, field order as declared)."""
+    data = converter.unstructure(message)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
