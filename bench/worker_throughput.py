@@ -3,7 +3,7 @@
 Run from the repository root, with PostgreSQL on 127.0.0.1:5432 (trust auth) and RabbitMQ
 on 127.0.0.1:5672 (guest/guest)::
 
-    python bench/worker.py --out bench/results/worker.json [--messages 100000]
+    python bench/worker_throughput.py --out bench/results/worker.json [--messages 100000]
 
 Both runs consume the same N ``prepull.pod_completed`` bodies, published beforehand (not
 timed) to a durable quorum queue of the same broker, and write to the same database server:
@@ -42,20 +42,19 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-# Run as ``python bench/worker.py``, this file's directory comes first on the path, where
-# ``worker`` would name this very script rather than the package; the repository root
-# takes its place (for the test harness's publisher).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+# Run as ``python bench/<script>.py``: the checkout's root goes first on the path, before
+# bench/ itself, so ``worker`` and ``tests`` are this checkout's packages (never a file in
+# bench/, never another installed copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.worker_process import publish_bulk  # noqa: E402
-from worker.adapters.broker.connection import Broker, BrokerSettings  # noqa: E402
-from worker.adapters.ledger import migrate  # noqa: E402
-from worker.adapters.ledger.database import make_engine  # noqa: E402
-from worker.config import QueueConfig  # noqa: E402
-from worker.converter import encode_message  # noqa: E402
-from worker.domain.messages import PodCompleted  # noqa: E402
-from worker.domain.references import DockerReference  # noqa: E402
+from tests.support.worker_process import publish_bulk
+from worker.adapters.broker.connection import Broker, BrokerSettings
+from worker.adapters.ledger import migrate
+from worker.adapters.ledger.database import make_engine
+from worker.config import QueueConfig
+from worker.converter import encode_message
+from worker.domain.messages import PodCompleted
+from worker.domain.references import DockerReference
 
 TARGETS = {"ratio": 0.6, "peak_rss_mb": 250}
 QUEUE = QueueConfig()
