@@ -29,9 +29,8 @@ from typing import Any
 
 import aiohttp
 
-# Run as ``python bench/<script>.py``: the checkout's root goes first on the path, before
-# bench/ itself, so ``worker`` and ``tests`` are this checkout's packages (never a file in
-# bench/, never another installed copy).
+# As ``python bench/<script>.py``: the checkout's root goes first on the path, before bench/,
+# so ``worker`` and ``tests`` are this checkout's packages (never a file here, never another copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.database import create_database, drop_database
