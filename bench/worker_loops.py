@@ -202,7 +202,7 @@ async def prepare_state(
         await child.start()
         deadline, calm = time.monotonic() + 900, 0
         while calm < 2:  # settled on two polls in a row
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
             child.check()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the set-up worker did not settle: {await _state(db)}")
