@@ -154,6 +154,18 @@ async def _delete_topology(connection: AbstractRobustConnection, broker: Broker)
             await channel.exchange_delete(exchange.name)
 
 
+async def _release(
+    child: _Child, db: asyncpg.Connection, connection: AbstractRobustConnection, broker: Broker
+) -> None:
+    """Stop the child, close the connections, delete the topology (as far as it goes)."""
+    try:
+        await child.stop()
+        await db.close()
+        await _delete_topology(connection, broker)
+    finally:
+        await connection.close()
+
+
 _STATE = {
     "nodes": "SELECT count(*) FROM ledger.nodes",
     "eligible_nodes": "SELECT count(*) FROM ledger.nodes WHERE eligible",
@@ -209,11 +221,11 @@ async def prepare_state(
             calm = calm + 1 if _settled(await _state(db), nodes) else 0
         await child.stop()
         return name, await _state(db)
+    except BaseException:
+        await drop_database(setup, name)
+        raise
     finally:
-        await child.stop()
-        await db.close()
-        await _delete_topology(connection, broker)
-        await connection.close()
+        await _release(child, db, connection, broker)
 
 
 async def _timed(db: asyncpg.Connection, child: _Child, pid: int, count: int) -> dict[str, Any]:
@@ -267,11 +279,10 @@ async def worker_run(
         figures = await _timed(db, child, pid, len(messages))
         return figures | {"exit_code": await child.stop()}
     finally:
-        await child.stop()
-        await db.close()
-        await _delete_topology(connection, broker)
-        await connection.close()
-        await drop_database(setup, name)
+        try:
+            await _release(child, db, connection, broker)
+        finally:
+            await drop_database(setup, name)
 
 
 async def _collect(
@@ -347,6 +358,8 @@ async def ceiling_run(
         await channel.close()
         return _figures(len(messages) - first, seconds, cpu)
     finally:
-        await connection.close()
-        await db.close()
-        await drop_database(setup, name)
+        try:
+            await connection.close()
+            await db.close()
+        finally:
+            await drop_database(setup, name)
