@@ -29,6 +29,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# As ``python bench/<script>.py``: the checkout's root goes first on the path, before bench/,
+# so ``worker`` and ``tests`` are this checkout's packages (never a file here, never another copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from worker.config import Config
 from worker.converter import parse_config
 from worker.domain.images import TagEntry

@@ -15,7 +15,8 @@ Figures, each beside its ceiling or target measured in the same run:
    alternating in rounds; for the mixed workload (``bench/eventlog_workload.py``) and for a
    stream of pod completions only (the worker's hot path);
 2. ``imageledger rebuild``'s code on N events (loaded with COPY), in a child process whose
-   peak RSS is read from /proc;
+   peak RSS is read from /proc, beside a bare ``COPY`` of the rows it wrote into empty copies
+   of its tables (``bench/eventlog_rebuild.py``);
 3. median latency of ``dashboard.menu``, ``dashboard.prepull_status`` and
    ``dashboard.tag_digest_at`` with 5,000 nodes and 100 target images; the query plan of any
    view that misses its target is printed and stored. See docs/benchmarks.md.
@@ -27,10 +28,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -41,8 +40,11 @@ from typing import Any
 
 import asyncpg
 
+# As ``python bench/<script>.py``: the checkout's root goes first on the path, before bench/,
+# so ``worker`` and ``tests`` are this checkout's packages (never a file here, never another copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.eventlog_rebuild import bench_rebuild, bench_reference, rebuild_child
 from bench.eventlog_workload import (
     REGISTRY,
     REPOSITORY,
@@ -52,15 +54,16 @@ from bench.eventlog_workload import (
     tag_name,
     workload,
 )
-from worker.adapters.ledger import migrate
-from worker.adapters.ledger.database import make_engine
+from bench.figures import machine
+from worker.adapters.ledger import EventLog, make_engine, upgrade
 from worker.adapters.ledger.derived import MenuRow, TargetRow, replace_menu, replace_prepull_targets
-from worker.adapters.ledger.eventlog import EventLog, prepare_rows
-from worker.adapters.ledger.rebuild import rebuild
+from worker.adapters.ledger.eventlog import prepare_rows
 from worker.converter import converter
 from worker.domain.events import Event, PrepullRequested, PrepullSucceeded
 from worker.domain.images import Repository
 
+SCRIPT = Path(__file__).resolve()
+"""This script: the rebuild's child process runs it with ``--child-rebuild``."""
 BATCH = 500
 TARGETS = {
     "append_ratio": 0.5,
@@ -87,7 +90,7 @@ async def _create(base: str, name: str) -> str:
         await admin.close()
     url = _url(base, name)
     engine = make_engine(url)
-    await migrate.upgrade(engine)
+    await upgrade(engine)
     await engine.dispose()
     return url
 
@@ -199,43 +202,6 @@ async def load_log(url: str, total: int) -> float:
     return time.perf_counter() - began
 
 
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def rebuild_child(url: str) -> None:
-    """The child process: rebuild, then print its figures as JSON on stdout."""
-    engine = make_engine(url)
-    report = await rebuild(engine)
-    await engine.dispose()
-    figures = {
-        "events": report.events,
-        "seconds": round(report.seconds, 2),
-        "events_per_second": round(report.events_per_second),
-        "rows_written": report.rows_written,
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
-    }
-    print(json.dumps(figures))
-
-
-def bench_rebuild(url: str) -> dict[str, Any]:
-    """Run the rebuild in a child process so that its peak RSS is its own."""
-    script = Path(__file__).resolve()
-    done = subprocess.run(
-        [sys.executable, str(script), "--child-rebuild", url],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["passed"] = (
-        figures["events_per_second"] >= TARGETS["rebuild_events_per_second"]
-        and figures["peak_rss_mb"] < TARGETS["rebuild_peak_rss_mb"]
-    )
-    return figures
-
-
 async def _derived(url: str, images: int) -> None:
     engine = make_engine(url)
     repository = Repository(REGISTRY, REPOSITORY)
@@ -256,6 +222,14 @@ async def _derived(url: str, images: int) -> None:
         await replace_prepull_targets(tx, repository, targets)
         await replace_menu(tx, repository, radio + dropdown)
     await engine.dispose()
+
+
+def _rebuild_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    figures["passed"] = (
+        figures["events_per_second"] >= TARGETS["rebuild_events_per_second"]
+        and figures["peak_rss_mb"] < TARGETS["rebuild_peak_rss_mb"]
+    )
+    return figures
 
 
 QUERIES = {
@@ -312,18 +286,9 @@ async def bench_views(url: str, images: int, runs: int = 50) -> dict[str, Any]:
     return out
 
 
-def _machine() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-    }
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """Run every figure and return the result document."""
-    result: dict[str, Any] = {"benchmark": "eventlog", "machine": _machine(), "targets": TARGETS}
+    result: dict[str, Any] = {"benchmark": "eventlog", "machine": machine(), "targets": TARGETS}
     print(f"append + fold: {args.append_batches} batches of {BATCH} ...", flush=True)
     result["append"] = await bench_append(args.database_url, args.append_batches)
     print(json.dumps(result["append"]), flush=True)
@@ -336,8 +301,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"loading {args.events:,} events ...", flush=True)
         result["load_seconds"] = round(await load_log(url, args.events), 1)
         print("rebuild ...", flush=True)
-        result["rebuild"] = bench_rebuild(url)
+        result["rebuild"] = _rebuild_figures(bench_rebuild(url, SCRIPT))
         print(json.dumps(result["rebuild"]), flush=True)
+        print("reference: a bare COPY of the rows the rebuild wrote ...", flush=True)
+        reference = await bench_reference(url)
+        result["rebuild"]["reference"] = reference
+        result["rebuild"]["copy_vs_rebuild"] = round(
+            reference["seconds"] / result["rebuild"]["seconds"], 3
+        )
+        print(json.dumps(reference), flush=True)
         print("views ...", flush=True)
         result["views"] = await bench_views(url, images=100)
         print(json.dumps({k: v for k, v in result["views"].items() if k != "data"}), flush=True)
