@@ -13,7 +13,7 @@ from attrs import frozen
 from worker.config import Config
 from worker.domain.changes import ChangeRule, ImagesState, images_changed
 from worker.domain.errors import SourceUnavailableError
-from worker.domain.events import Event, RefreshCompleted, RefreshFailed
+from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository, TagEntry
 from worker.domain.menu import View
 from worker.domain.messages import Outgoing
@@ -28,7 +28,7 @@ from worker.domain.refresh import (
 )
 from worker.services.evaluate import evaluate
 
-__all__ = ["RefreshLedger", "RefreshReport", "TagSource", "refresh"]
+__all__ = ["RefreshLedger", "RefreshReport", "TagSource", "configured_policy", "refresh"]
 
 log = structlog.get_logger("imageledger.refresh")
 
@@ -69,8 +69,12 @@ class RefreshLedger(Protocol):
         now: datetime | None = None,
         changed: bool = True,
         announce: ChangeRule | None = None,
+        policy: PolicyConfigured | None = None,
     ) -> int:
         """Append events and replace the derived rows (images, targets, menu) at once.
+
+        ``policy`` (the configuration's policy) is recorded, once, when it differs from
+        the one in force.
 
         Keys derived from ``key_prefix`` make a redelivered request add nothing twice.
         With ``changed`` false the derived rows are written only if there are none yet.
@@ -138,7 +142,10 @@ async def refresh(
         except SourceUnavailableError as exc:
             failed = _failed(repository, refresh_id, started, clock(), str(exc), source.cost())
             appended = await ledger.record(
-                [failed], key_prefix=refresh_id, causation=causation or refresh_id
+                [failed],
+                key_prefix=refresh_id,
+                causation=causation or refresh_id,
+                policy=configured_policy(config, started),
             )
             bound.warning("refresh failed: cannot list tags", reason=str(exc))
             return RefreshReport(repository, failed, appended)
@@ -174,6 +181,7 @@ async def refresh(
             now=finished,
             changed=outcome.changed or config.dropdown_menu.time_dependent,
             announce=_announcer(finished),
+            policy=configured_policy(config, started),
         )
     summary = outcome.events[-1]
     assert isinstance(summary, RefreshCompleted)
@@ -189,6 +197,20 @@ async def refresh(
         duration_s=round(summary.duration_seconds, 3),
     )
     return RefreshReport(repository, summary, appended)
+
+
+def configured_policy(config: Config, at: datetime) -> PolicyConfigured:
+    """The policy the configuration puts in force for its repository, as an event."""
+    repository = config.images.repository
+    return PolicyConfigured(
+        registry=repository.registry,
+        repository=repository.repository,
+        prepull=config.images.policy(),
+        dropdown=config.dropdown_menu,
+        node_selector=dict(config.lab.node_selector),
+        tolerations=config.lab.tolerations,
+        occurred_at=at,
+    )
 
 
 def _announcer(at: datetime) -> ChangeRule:

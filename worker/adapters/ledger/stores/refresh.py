@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+from attrs import evolve
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,11 +25,15 @@ from worker.adapters.ledger.derived import (
 )
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.outbox import write_outbox
+from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.rows import CODECS
+from worker.converter import converter
 from worker.domain.changes import ChangeRule, ImagesState
-from worker.domain.events import Event, RefreshCompleted, RefreshFailed
+from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository
 from worker.domain.menu import View
 from worker.domain.policy import DropdownPolicy
+from worker.domain.projection import PolicyRow
 
 __all__ = ["LedgerRefreshStore", "refresh_lock_key"]
 
@@ -43,7 +50,7 @@ def refresh_lock_key(repository: Repository) -> str:
 
 def _event_key(prefix: str, event: Event) -> str:
     """Deterministic per refresh: a redelivered request cannot append its facts twice."""
-    if isinstance(event, RefreshCompleted | RefreshFailed):
+    if isinstance(event, RefreshCompleted | RefreshFailed | PolicyConfigured):
         return f"{prefix}:{event.TYPE}"
     tag = getattr(event, "tag", "")
     return f"{prefix}:{event.TYPE}:{tag}"
@@ -98,15 +105,20 @@ class LedgerRefreshStore:
         now: datetime | None = None,
         changed: bool = True,
         announce: ChangeRule | None = None,
+        policy: PolicyConfigured | None = None,
     ) -> int:
         """Append the refresh's events and replace the derived rows, in one transaction.
 
-        Unchanged derived rows are left alone unless the repository has none yet. When
-        they are replaced, ``announce`` gets what the spawner saw before and sees after
-        (and the log position); the message it returns goes to the outbox.
+        ``policy`` is recorded first, with its hash, when it differs from the policy in
+        force (or none is recorded yet). Unchanged derived rows are left alone unless the
+        repository has none yet. When they are replaced, ``announce`` gets what the
+        spawner saw before and sees after (and the log position); the message it returns
+        goes to the outbox.
         """
-        items = [NewEvent(e, _event_key(key_prefix, e), causation) for e in events]
         async with self._log.transaction() as tx:
+            if policy is not None and await _policy_changed(tx, policy):
+                events = [_hashed(policy), *events]
+            items = [NewEvent(e, _event_key(key_prefix, e), causation) for e in events]
             result = await tx.append(items)
             if (
                 view is not None
@@ -124,6 +136,29 @@ class LedgerRefreshStore:
         await replace_images(tx, repository, image_rows(view.collection))
         await replace_prepull_targets(tx, repository, target_rows(view))
         await replace_menu(tx, repository, menu_rows(view, self._dropdown, now))
+
+
+async def _policy_changed(tx: LedgerTransaction, policy: PolicyConfigured) -> bool:
+    """Whether ``policy`` differs from the one in force for its repository."""
+    async with translate_errors("read the policy in force"):
+        rows: list[PolicyRow] = await fetch_rows(
+            tx.driver,
+            CODECS[PolicyRow],
+            "WHERE x.registry = $1 AND x.repository = $2",
+            policy.registry,
+            policy.repository,
+        )
+    return not rows or not policy.same_policy(
+        rows[0].prepull, rows[0].dropdown, rows[0].node_selector, rows[0].tolerations
+    )
+
+
+def _hashed(policy: PolicyConfigured) -> PolicyConfigured:
+    """The event with the sha256 of its policy's canonical JSON (time left out)."""
+    data = converter.unstructure(evolve(policy, config_hash=""))
+    data.pop("occurred_at", None)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return evolve(policy, config_hash=f"sha256:{digest}")
 
 
 async def _state(tx: LedgerTransaction, repository: Repository) -> ImagesState:
