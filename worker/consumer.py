@@ -101,10 +101,22 @@ class Worker:
         await broker.consume(PodCompleted.ROUTING_KEY, self.handle_fold, transient=TRANSIENT)
         await broker.consume(RefreshRequested.ROUTING_KEY, self.handle_refresh, transient=TRANSIENT)
         self._spawn(self._rt.relay.run(), "outbox relay")
+        self._spawn(self._record_policy(), "policy")
         self._spawn(self._plan_ticks(), "planning tick")
         if self._schedule:
             self._spawn(self._refresh_schedule(), "refresh schedule")
         log.info("worker started", exchange=broker.topology.exchange)
+
+    async def _record_policy(self) -> None:
+        """Record the configuration's policy if it changed (the next refresh does it too,
+        so a database outage now only delays it)."""
+        try:
+            appended = await self._rt.app.record_policy()
+        except ImageLedgerError as exc:
+            log.warning("policy not recorded at start; the next refresh records it", error=str(exc))
+            return
+        if appended:
+            log.info("policy recorded: the configuration changed")
 
     def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(job, name=name))

@@ -10,8 +10,13 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_refresh import REPO, events_of, make_config, run
+from tests.integration.test_worker import make_config as worker_config
+from tests.integration.test_worker import running_worker
+from tests.support.rabbit import wait_until
 from tests.support.registry import RunningRegistry, client_for
+from worker.adapters.broker import BrokerSettings
 from worker.adapters.ledger import EventLog, ExplainStore
+from worker.converter import parse_config
 from worker.domain.events import PolicyConfigured
 from worker.domain.explain import ImageQuery
 from worker.services.explain import explain_image
@@ -70,3 +75,27 @@ async def test_explain_names_the_policy_rule_after_a_refresh(
     assert not any("no prepull policy recorded" in t for t in texts)
     assert any("only the newest 1" in t for t in texts), texts
     assert (await explained("w_2077_44")).target
+
+
+async def test_a_worker_starting_with_a_changed_configuration_records_it_once(
+    registry: RunningRegistry,
+    database_url: str,
+    engine: AsyncEngine,
+    event_log: EventLog,
+    broker_settings: BrokerSettings,
+) -> None:
+    config = worker_config(registry.host)
+    source = {"type": "docker", "registry": registry.host, "repository": REPO, "insecure": True}
+    changed = parse_config(
+        {"images": {"source": source, "numDailies": 1}, "lab": {"nodeSelector": {"pool": "lab"}}}
+    )
+
+    async def recorded(count: int) -> bool:
+        return len(await policies(event_log)) == count
+
+    for _ in range(2):
+        async with running_worker(config, broker_settings, database_url):
+            await wait_until(lambda: recorded(1), what="the policy recorded at start")
+    async with running_worker(changed, broker_settings, database_url):
+        await wait_until(lambda: recorded(2), what="the changed policy recorded at start")
+    assert [dict(p.node_selector) for p in await policies(event_log)] == [{}, {"pool": "lab"}]

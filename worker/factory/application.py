@@ -38,7 +38,7 @@ from worker.adapters.registry import (
 )
 from worker.config import Config, ConfigError, DockerSource
 from worker.converter import load_config
-from worker.services.refresh import RefreshReport, refresh
+from worker.services.refresh import RefreshReport, configured_policy, refresh
 from worker.services.resolve import ImageResolver
 from worker.services.spawner import SpawnerViews
 
@@ -158,6 +158,14 @@ class Application:
         return await refresh(
             source, store, self.config, refresh_id=refresh_id, clock=utcnow, causation=causation
         )
+
+    async def record_policy(self) -> int:
+        """Record the configuration's policy now if it differs from the one in force (a
+        worker starting with a changed configuration); returns the events appended."""
+        store = LedgerRefreshStore(self.engine, self.log, self.config.dropdown_menu)
+        started = f"start-{uuid.uuid4()}"
+        policy = configured_policy(self.config, utcnow())
+        return await store.record([], key_prefix=started, causation=started, policy=policy)
 
 
 @asynccontextmanager
