@@ -332,21 +332,6 @@ class PolicyConfigured:
     """sha256 of the policy's canonical JSON: which configuration was in force."""
     occurred_at: datetime = _occurred_at()
 
-    def same_policy(
-        self,
-        prepull: PrepullPolicy,
-        dropdown: DropdownPolicy,
-        node_selector: Mapping[str, str],
-        tolerations: tuple[Toleration, ...],
-    ) -> bool:
-        """Whether this event records the policy given (time and hash aside)."""
-        return (self.prepull, self.dropdown, dict(self.node_selector), self.tolerations) == (
-            prepull,
-            dropdown,
-            dict(node_selector),
-            tolerations,
-        )
-
 
 Event: TypeAlias = (
     RefreshStarted

@@ -41,6 +41,7 @@ from .stats import (
 )
 from .wire import (
     MANIFEST_ACCEPT,
+    check_tag_page,
     is_valid_digest,
     is_valid_repository,
     is_valid_tag,
@@ -153,7 +154,7 @@ class RegistryClient:
                 )
             try:
                 listed = parse_tag_page(response.body)
-                _check_page(listed, tags, first=len(visited) == 1)
+                check_tag_page(listed, tags, first=len(visited) == 1)
             except ValueError as exc:
                 raise RegistryProtocolError(
                     f"unusable tag list: {exc}",
@@ -357,16 +358,6 @@ class RegistryClient:
                 f"answer larger than {limit} bytes", method=method, url=url, status=resp.status
             )
         return bytes(body)
-
-
-def _check_page(listed: list[str], earlier: dict[str, None], *, first: bool) -> None:
-    """A page must add tags: an empty page after the first, or a tag an earlier page
-    already gave, means the pagination cannot be trusted (ValueError)."""
-    if not listed and not first:
-        raise ValueError("an empty page follows the first")
-    repeated = next((tag for tag in listed if tag in earlier), None)
-    if repeated is not None:
-        raise ValueError(f"tag {repeated!r} is listed again on a later page")
 
 
 def _ssl_context(ca_bundle: Path | str | None) -> ssl.SSLContext | bool:

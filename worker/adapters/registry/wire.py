@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -16,6 +16,7 @@ __all__ = [
     "MANIFEST_MEDIA_TYPES",
     "RATE_LIMIT_HEADERS",
     "LinkValue",
+    "check_tag_page",
     "is_valid_digest",
     "is_valid_repository",
     "is_valid_tag",
@@ -222,6 +223,16 @@ def parse_tag_page(body: bytes) -> list[str]:
     if len(set(tags)) != len(tags):
         raise ValueError("a tag is listed twice")
     return tags
+
+
+def check_tag_page(listed: list[str], earlier: Container[str], *, first: bool) -> None:
+    """A page must add tags: an empty page after the first, or a tag an earlier page
+    already gave, means the pagination cannot be trusted (ValueError)."""
+    if not listed and not first:
+        raise ValueError("an empty page follows the first")
+    repeated = next((tag for tag in listed if tag in earlier), None)
+    if repeated is not None:
+        raise ValueError(f"tag {repeated!r} is listed again on a later page")
 
 
 def _shorten(value: object) -> str:

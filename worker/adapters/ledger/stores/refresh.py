@@ -148,9 +148,10 @@ async def _policy_changed(tx: LedgerTransaction, policy: PolicyConfigured) -> bo
             policy.registry,
             policy.repository,
         )
-    return not rows or not policy.same_policy(
-        rows[0].prepull, rows[0].dropdown, rows[0].node_selector, rows[0].tolerations
-    )
+    if not rows:
+        return True
+    now = (rows[0].prepull, rows[0].dropdown, dict(rows[0].node_selector), rows[0].tolerations)
+    return now != (policy.prepull, policy.dropdown, dict(policy.node_selector), policy.tolerations)
 
 
 def _hashed(policy: PolicyConfigured) -> PolicyConfigured:
