@@ -12,37 +12,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from worker.adapters.ledger.rows import CODECS, TableCodec
-from worker.domain.events import (
-    Event,
-    NodeGone,
-    NodeInventoryObserved,
-    NodeSeen,
-    PolicyConfigured,
-    PrepullFailed,
-    PrepullParked,
-    PrepullRequested,
-    PrepullSucceeded,
-    PrepullUnparked,
-    RefreshCompleted,
-    RefreshFailed,
-    RefreshStarted,
-    TagDiscovered,
-    TagMoved,
-    TagRemoved,
-    TagResolved,
-)
-from worker.domain.ledger import changes
+from worker.domain.events import Event
+from worker.domain.ledger import NODE_EVENTS, changes, reads
 from worker.domain.projection import (
-    IntervalKey,
     LedgerState,
-    NodeImageKey,
     NodeImageRow,
-    NodeRow,
     PolicyRow,
-    PresenceRow,
+    R,
     RefreshRow,
     RepoKey,
     Row,
+    StateView,
     TagInterval,
     TagKey,
     TagRow,
@@ -58,18 +38,6 @@ __all__ = [
     "needs_of",
 ]
 
-_TAG_EVENTS = (TagDiscovered, TagResolved, TagMoved, TagRemoved)
-_NODE_EVENTS = (
-    NodeSeen,
-    NodeGone,
-    NodeInventoryObserved,
-    PrepullRequested,
-    PrepullSucceeded,
-    PrepullFailed,
-    PrepullParked,
-    PrepullUnparked,
-)
-
 
 class Needs:
     """The keys a batch of repository events reads: what to load before folding."""
@@ -83,23 +51,24 @@ class Needs:
 def needs_of(events: Iterable[Event]) -> Needs:
     """Collect what folding the repository events among ``events`` will read."""
     needs = Needs()
-    for e in events:
-        if isinstance(e, _TAG_EVENTS):
-            needs.tags.add((e.registry, e.repository, e.tag))
-        elif isinstance(e, RefreshStarted | RefreshCompleted | RefreshFailed):
-            needs.refreshes.add(e.refresh_id)
-        elif isinstance(e, PolicyConfigured):
-            needs.policies.add((e.registry, e.repository))
+    keys: dict[type[Any], set[Any]] = {
+        TagRow: needs.tags,
+        RefreshRow: needs.refreshes,
+        PolicyRow: needs.policies,
+    }
+    for event in events:
+        if (read := reads(event)) is not None:
+            keys[read[0]].add(read[1])
     return needs
 
 
 def is_node_event(event: Event) -> bool:
     """Whether an event is folded by the node fold (``worker.adapters.ledger.nodefold``)."""
-    return isinstance(event, _NODE_EVENTS)
+    return isinstance(event, NODE_EVENTS)
 
 
-class WorkingSet:
-    """Rows loaded for a batch plus the batch's changes; a ``StateView`` for the fold.
+class WorkingSet(StateView):
+    """Rows loaded for a batch plus the batch's changes; the fold's ``StateView``.
 
     A key absent here is absent from the database: the loader fetched every key the batch
     reads (``needs_of``), and every row of the nodes whose eligibility may change.
@@ -112,6 +81,12 @@ class WorkingSet:
         self.by_node: dict[str, set[str]] = {}
         self.dirty: dict[type[Any], set[Any]] = {cls: set() for cls in CODECS}
         self.stored: dict[type[Any], set[Any]] = {cls: set() for cls in CODECS}
+
+    def table(self, cls: type[R]) -> dict[Any, R]:
+        return self.rows[cls]
+
+    def digests_on(self, node: str) -> Iterable[str]:
+        return self.by_node.get(node, ())
 
     def add(self, row: Row, *, dirty: bool = False) -> None:
         """Keep a row: loaded from the database, or changed by the fold when ``dirty``."""
@@ -130,31 +105,6 @@ class WorkingSet:
         for event in events:
             for row in changes(self, event):
                 self.add(row, dirty=True)
-
-    def tag(self, key: TagKey) -> TagRow | None:
-        return self.rows[TagRow].get(key)
-
-    def interval(self, key: IntervalKey) -> TagInterval | None:
-        return self.rows[TagInterval].get(key)
-
-    def node(self, name: str) -> NodeRow | None:
-        return self.rows[NodeRow].get(name)
-
-    def node_image(self, key: NodeImageKey) -> NodeImageRow | None:
-        return self.rows[NodeImageRow].get(key)
-
-    def node_images_of(self, node: str) -> list[NodeImageRow]:
-        table = self.rows[NodeImageRow]
-        return [table[(node, d)] for d in sorted(self.by_node.get(node, ()))]
-
-    def presence(self, digest: str) -> PresenceRow | None:
-        return self.rows[PresenceRow].get(digest)
-
-    def refresh(self, refresh_id: str) -> RefreshRow | None:
-        return self.rows[RefreshRow].get(refresh_id)
-
-    def policy(self, key: RepoKey) -> PolicyRow | None:
-        return self.rows[PolicyRow].get(key)
 
 
 async def fetch_rows(db: Any, codec: TableCodec, where: str, *args: Any) -> list[Any]:
@@ -248,5 +198,5 @@ async def load_state(db: Any) -> LedgerState:
     state = LedgerState()
     for codec in CODECS.values():
         for row in await fetch_rows(db, codec, ""):
-            state._put(row)
+            state.put(row)
     return state

@@ -24,7 +24,6 @@ from worker.adapters.ledger.rows import CODECS
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
-from worker.domain.ledger import NodeRow
 from worker.domain.messages import Outgoing
 from worker.domain.node_observation import KnownNode
 from worker.domain.prepull import (
@@ -38,6 +37,7 @@ from worker.domain.prepull import (
     pull_order,
     request_window,
 )
+from worker.domain.projection import NodeRow
 
 __all__ = ["LedgerStatus", "WorkStore", "WorkUnit"]
 
