@@ -224,7 +224,7 @@ class LedgerTransaction:
     async def node(self, name: str) -> NodeRow | None:
         """The projection row of a node, if it was ever seen."""
         async with translate_errors("read a node"):
-            rows = await _fetch(self._db, CODECS[NodeRow], "WHERE x.node = $1", name)
+            rows = await _fetch(self._db, CODECS[NodeRow], "WHERE x.node = :node", node=name)
         return rows[0] if rows else None
 
     async def node_presence(self, node: str) -> dict[str, Presence]:
@@ -243,9 +243,9 @@ class LedgerTransaction:
             return await _fetch(
                 self._db,
                 CODECS[TagRow],
-                "WHERE x.registry = $1 AND x.repository = $2 ORDER BY x.tag",
-                registry,
-                repository,
+                "WHERE x.registry = :registry AND x.repository = :repository ORDER BY x.tag",
+                registry=registry,
+                repository=repository,
             )
 
     async def mark_processed(self, consumer: str, message_ids: Sequence[str]) -> set[str]:

@@ -19,7 +19,7 @@ from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.derived import images_states, log_head
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.outbox import write_outbox
-from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import Repository
@@ -111,9 +111,7 @@ class WorkUnit:
         """What the projections know of these nodes (absent: never seen)."""
         wanted = sorted(set(names))
         async with translate_errors("read nodes"):
-            rows: list[NodeRow] = await fetch_rows(
-                self._tx.driver, CODECS[NodeRow], "WHERE x.node = ANY($1::text[])", wanted
-            )
+            rows: list[NodeRow] = await fetch_keyed(self._tx.driver, CODECS[NodeRow], wanted)
             records = await self._tx.driver.fetch(_PRESENCE, wanted)
         presence: dict[str, dict[str, Presence]] = {}
         for r in records:
