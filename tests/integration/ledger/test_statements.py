@@ -42,7 +42,7 @@ def sql_names(folder: Traversable, prefix: str = "") -> set[str]:
 
 def test_every_sql_file_loads_and_is_package_data() -> None:
     names = sql_names(files(PACKAGE).joinpath(SQL_FOLDER))
-    assert {"rows/upsert_bulk", "rows/upsert_each", "rows/select_keys"} <= names
+    assert {"eventlog/append", "nodefold/nodes", "nodefold/node_images"} <= names
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"
     ][PACKAGE]
