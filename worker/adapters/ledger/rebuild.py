@@ -192,7 +192,7 @@ class _Staging:
     """Unlogged tables, one pair per partition, that workers fold node events into.
 
     They are copies of the table objects of ``ledger.nodes`` and ``ledger.node_images``
-    (``layout.staging_table``) without keys or indexes: a range's fold finds the old rows
+    (``layout.staging_table``), created without keys or indexes: a range's fold finds the old rows
     it needs by one hash join (``nodefold``) and updates them by row id, so index upkeep
     row by row would be work for nothing (it was a fifth of the rebuild).
     """

@@ -9,9 +9,10 @@ Parts
     ``{{slot}}`` (a lower-case name in double braces) marks where a named part goes;
     ``compose(template, slot=part, ...)`` fills every slot of a template. A slot left open,
     or a part that fits no slot, is an error. A part is ``Sql``: another file, a
-    composition, or text derived from the table objects (``worker.adapters.ledger.layout``).
-    A slot may stand several times; it gets the same part each time. Nothing else is ever
-    spliced into SQL (no ``str.replace``, no ``format``; values are parameters).
+    composition, text derived from the table objects (``worker.adapters.ledger.layout``),
+    a name checked by ``identifier`` or constants quoted by ``literals``. A slot may stand
+    several times; it gets the same part each time. Nothing else is ever spliced into SQL
+    (no ``str.replace``, no ``format`` on SQL; values are parameters).
 
 Parameters
     One style for the whole ledger: SQLAlchemy ``text()``'s named parameters, ``:name``,
