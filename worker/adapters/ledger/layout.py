@@ -112,16 +112,10 @@ def _copy_columns(table: Table, *, keys: bool) -> list[Column[Any]]:
     """New columns like the table's (a column belongs to one table), with or without keys."""
     copies: list[Column[Any]] = []
     for c in table.columns:
-        default = c.server_default if isinstance(c.server_default, DefaultClause) else None
+        default: Any = c.server_default.arg if isinstance(c.server_default, DefaultClause) else None
         key = keys and c.primary_key
         copies.append(
-            Column(
-                c.name,
-                c.type,
-                primary_key=key,
-                nullable=c.nullable,
-                server_default=default.arg if default is not None else None,  # type: ignore[arg-type]
-            )
+            Column(c.name, c.type, primary_key=key, nullable=c.nullable, server_default=default)
         )
     return copies
 
