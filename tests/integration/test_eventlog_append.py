@@ -21,7 +21,7 @@ from worker.domain.events import (
     PrepullRequested,
     TagDiscovered,
 )
-from worker.domain.ledger import LedgerState
+from worker.domain.projection import LedgerState
 
 REPO: dict[str, Any] = {"registry": "registry.test", "repository": "lsst/sciplat"}
 

@@ -29,7 +29,8 @@ from worker.adapters.ledger.rebuild import rebuild
 from worker.adapters.ledger.schema import PROJECTION_TABLES
 from worker.converter import converter
 from worker.domain.events import Event, NodeInventoryObserved, PrepullSucceeded
-from worker.domain.ledger import LedgerState, fold
+from worker.domain.ledger import fold
+from worker.domain.projection import LedgerState
 
 TABLES = ("tags", "tag_history", "nodes", "node_images", "presence_counts", "refreshes", "policies")
 

@@ -27,7 +27,8 @@ from worker.domain.events import (
     TagRemoved,
     TagResolved,
 )
-from worker.domain.ledger import LedgerState, NodeImageRow, evolve, fold
+from worker.domain.ledger import evolve, fold
+from worker.domain.projection import LedgerState, NodeImageRow
 
 REPO = "lsst/sciplat"
 A, B, C = DIGESTS[:3]

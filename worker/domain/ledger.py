@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
@@ -46,41 +46,21 @@ from worker.domain.events import (
 )
 from worker.domain.inventory import Presence, apply_presence
 from worker.domain.projection import (
-    IntervalKey,
     LedgerState,
     NodeImageKey,
     NodeImageRow,
     NodeRow,
     PolicyRow,
     PresenceRow,
+    R,
     RefreshRow,
-    RepoKey,
     Row,
     StateView,
     TagInterval,
-    TagKey,
     TagRow,
 )
 
-__all__ = [
-    "IntervalKey",
-    "LedgerState",
-    "NodeImageKey",
-    "NodeImageRow",
-    "NodeRow",
-    "PolicyRow",
-    "PresenceRow",
-    "RefreshRow",
-    "RepoKey",
-    "Row",
-    "StateView",
-    "TagInterval",
-    "TagKey",
-    "TagRow",
-    "changes",
-    "evolve",
-    "fold",
-]
+__all__ = ["NODE_EVENTS", "changes", "evolve", "fold", "reads"]
 
 
 def evolve(state: LedgerState, event: Event) -> LedgerState:
@@ -93,17 +73,29 @@ def fold(events: Iterable[Event], state: LedgerState | None = None) -> LedgerSta
     result = state.copy() if state is not None else LedgerState()
     for event in events:
         for row in changes(result, event):
-            result._put(row)
+            result.put(row)
     return result
+
+
+def reads(event: Event) -> tuple[type[Row], Any] | None:
+    """The row a repository event's rule starts from, as (row class, key), for an adapter
+    to load before folding (a tag's rule also reads the tag's current history interval);
+    None for a node event (``NODE_EVENTS``)."""
+    if isinstance(event, _TAG_EVENTS):
+        return TagRow, (event.registry, event.repository, event.tag)
+    if isinstance(event, RefreshStarted | RefreshCompleted | RefreshFailed):
+        return RefreshRow, event.refresh_id
+    if isinstance(event, PolicyConfigured):
+        return PolicyRow, (event.registry, event.repository)
+    return None
 
 
 # --------------------------------------------------------------------------- the rules
 
-_Rows = TypeVar("_Rows", TagRow, TagInterval, NodeRow, NodeImageRow)
 _LAYOUTS: dict[type[Any], tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]] = {}
 
 
-def replace(row: _Rows, **changes: Any) -> _Rows:
+def replace(row: R, **changes: Any) -> R:
     """A copy of a row with some fields changed (``attrs.evolve``, without its overhead)."""
     cls = type(row)
     layout = _LAYOUTS.get(cls)
@@ -117,31 +109,30 @@ def replace(row: _Rows, **changes: Any) -> _Rows:
     return cls(*values)
 
 
+def _shared(event: Event, cls: type[R]) -> dict[str, Any]:
+    """The fields of ``event`` that rows of ``cls`` have too, by name."""
+    return {a.name: getattr(event, a.name) for a in attrs.fields(cls) if hasattr(event, a.name)}
+
+
 class _Scratch:
     """A view with this event's own changes on top, so one event's steps see each other."""
 
     def __init__(self, view: StateView) -> None:
         self.view = view
-        self.rows: dict[tuple[type[Any], Any], Row] = {}
+        self.rows: dict[tuple[type[Any], Any], Any] = {}
 
-    def get(self, cls: type[Any], key: Any, read: Callable[[Any], Any]) -> Any:
-        hit = self.rows.get((cls, key))
-        return hit if hit is not None else read(key)
+    def row(self, cls: type[R], key: Any) -> R | None:
+        hit: R | None = self.rows.get((cls, key))
+        return hit if hit is not None else self.view.row(cls, key)
 
     def put(self, row: Row) -> None:
         self.rows[(type(row), row.key)] = row
-
-    def node(self, name: str) -> NodeRow | None:
-        return self.get(NodeRow, name, self.view.node)  # type: ignore[no-any-return]
-
-    def node_image(self, key: NodeImageKey) -> NodeImageRow | None:
-        return self.get(NodeImageRow, key, self.view.node_image)  # type: ignore[no-any-return]
 
     def node_images_of(self, node: str) -> Iterator[NodeImageRow]:
         seen: set[NodeImageKey] = set()
         for row in self.view.node_images_of(node):
             seen.add(row.key)
-            yield self.node_image(row.key) or row
+            yield self.row(NodeImageRow, row.key) or row
         for (_, key), changed in list(self.rows.items()):
             if isinstance(changed, NodeImageRow) and key[0] == node and key not in seen:
                 yield changed
@@ -149,7 +140,7 @@ class _Scratch:
     def add_presence(self, digest: str, delta: int) -> None:
         if delta == 0:
             return
-        row = self.get(PresenceRow, digest, self.view.presence)
+        row = self.row(PresenceRow, digest)
         count = row.eligible_nodes if row is not None else 0
         self.put(PresenceRow(digest, count + delta))
 
@@ -166,7 +157,7 @@ def _counted(node: NodeRow | None, image: NodeImageRow | None) -> bool:
 
 
 def _put_image(s: _Scratch, old: NodeImageRow | None, new: NodeImageRow) -> None:
-    node = s.node(new.node)
+    node = s.row(NodeRow, new.node)
     s.put(new)
     s.add_presence(new.digest, int(_counted(node, new)) - int(_counted(node, old)))
 
@@ -191,18 +182,21 @@ def _presence_changes(
 
 def _observe(s: _Scratch, node: str, digest: str, fact: Presence, size: int | None = None) -> None:
     """Record a presence fact unless a newer one is known."""
-    old = s.node_image((node, digest))
+    old = s.row(NodeImageRow, (node, digest))
     row = old or NodeImageRow(node, digest)
     fields = _presence_changes(row, fact, size)
     if fields is not None:
         _put_image(s, old, replace(row, **fields))
 
 
-# -- tags
+# -- tags, refreshes and policy (repository events)
 
 
-def _set_digest(s: _Scratch, r: str, repo: str, tag: str, digest: str | None, at: datetime) -> None:
-    row: TagRow | None = s.get(TagRow, (r, repo, tag), s.view.tag)
+def _tag_named(s: _Scratch, e: TagDiscovered | TagResolved | TagMoved) -> None:
+    """The tag names ``digest`` from now on (a new interval of its history if it changed)."""
+    r, repo, tag, at = e.registry, e.repository, e.tag, e.occurred_at
+    digest = e.new_digest if isinstance(e, TagMoved) else e.digest
+    row = s.row(TagRow, (r, repo, tag))
     if row is None:
         s.put(TagRow(r, repo, tag, digest, at, at, None, 1))
         s.put(TagInterval(r, repo, tag, 1, digest, at, None))
@@ -216,100 +210,39 @@ def _set_digest(s: _Scratch, r: str, repo: str, tag: str, digest: str | None, at
 
 
 def _close_interval(s: _Scratch, row: TagRow, at: datetime) -> None:
-    key = (*row.key, row.history_seq)
-    interval: TagInterval | None = s.get(TagInterval, key, s.view.interval)
+    interval = s.row(TagInterval, (*row.key, row.history_seq))
     if interval is not None and interval.valid_until is None:
         s.put(replace(interval, valid_until=at))
 
 
-def _tag_discovered(s: _Scratch, e: TagDiscovered) -> None:
-    _set_digest(s, e.registry, e.repository, e.tag, e.digest, e.occurred_at)
-
-
-def _tag_resolved(s: _Scratch, e: TagResolved) -> None:
-    _set_digest(s, e.registry, e.repository, e.tag, e.digest, e.occurred_at)
-
-
-def _tag_moved(s: _Scratch, e: TagMoved) -> None:
-    _set_digest(s, e.registry, e.repository, e.tag, e.new_digest, e.occurred_at)
-
-
 def _tag_removed(s: _Scratch, e: TagRemoved) -> None:
-    row: TagRow | None = s.get(TagRow, (e.registry, e.repository, e.tag), s.view.tag)
+    row = s.row(TagRow, (e.registry, e.repository, e.tag))
     if row is None or row.removed_at is not None:
         return
     _close_interval(s, row, e.occurred_at)
     s.put(replace(row, removed_at=e.occurred_at, changed_at=e.occurred_at))
 
 
-# -- refreshes and policy
-
-
 def _refresh_started(s: _Scratch, e: RefreshStarted) -> None:
-    if s.view.refresh(e.refresh_id) is None:
+    if s.view.row(RefreshRow, e.refresh_id) is None:
         s.put(RefreshRow(e.refresh_id, e.registry, e.repository, "running", e.occurred_at))
 
 
-def _refresh_completed(s: _Scratch, e: RefreshCompleted) -> None:
-    s.put(
-        RefreshRow(
-            e.refresh_id,
-            e.registry,
-            e.repository,
-            "completed",
-            e.started_at,
-            finished_at=e.occurred_at,
-            tags_total=e.tags_total,
-            discovered=e.discovered,
-            resolved=e.resolved,
-            moved=e.moved,
-            removed=e.removed,
-            requests=e.requests,
-            retries=e.retries,
-            bytes_received=e.bytes_received,
-            duration_seconds=e.duration_seconds,
-            flagged_tags=e.flagged_tags,
-            rate_limits=e.rate_limits,
-        )
-    )
-
-
-def _refresh_failed(s: _Scratch, e: RefreshFailed) -> None:
-    s.put(
-        RefreshRow(
-            e.refresh_id,
-            e.registry,
-            e.repository,
-            "failed",
-            e.started_at,
-            finished_at=e.occurred_at,
-            requests=e.requests,
-            retries=e.retries,
-            duration_seconds=e.duration_seconds,
-            reason=e.reason,
-        )
-    )
+def _refresh_finished(s: _Scratch, e: RefreshCompleted | RefreshFailed) -> None:
+    """The refresh's row: what the event says of it, by field name, ending now."""
+    status = "completed" if isinstance(e, RefreshCompleted) else "failed"
+    s.put(RefreshRow(status=status, finished_at=e.occurred_at, **_shared(e, RefreshRow)))
 
 
 def _policy_configured(s: _Scratch, e: PolicyConfigured) -> None:
-    s.put(
-        PolicyRow(
-            e.registry,
-            e.repository,
-            e.occurred_at,
-            e.prepull,
-            e.dropdown,
-            e.node_selector,
-            e.tolerations,
-        )
-    )
+    s.put(PolicyRow(configured_at=e.occurred_at, **_shared(e, PolicyRow)))
 
 
 # -- nodes
 
 
 def _node_or_new(s: _Scratch, name: str, at: datetime) -> NodeRow:
-    row = s.node(name)
+    row = s.row(NodeRow, name)
     if row is None:
         return NodeRow(name, first_seen_at=at)
     return row if row.first_seen_at <= at else replace(row, first_seen_at=at)
@@ -325,31 +258,16 @@ def _put_node(s: _Scratch, old: NodeRow | None, new: NodeRow) -> None:
             s.add_presence(image.digest, 1 if now else -1)
 
 
-def _is_newest(seen_at: datetime | None, at: datetime) -> bool:
-    return seen_at is None or at >= seen_at
-
-
-def _node_seen(s: _Scratch, e: NodeSeen) -> None:
-    old = s.node(e.node)
+def _node_life(s: _Scratch, e: NodeSeen | NodeGone) -> None:
+    """The newest ``NodeSeen`` / ``NodeGone`` by observation time sets the node's state."""
+    old = s.row(NodeRow, e.node)
     row = _node_or_new(s, e.node, e.occurred_at)
-    if _is_newest(row.seen_at, e.occurred_at):
-        row = replace(
-            row,
-            labels=e.labels,
-            taints=e.taints,
-            eligible=e.eligible,
-            comment=e.comment,
-            seen_at=e.occurred_at,
-            gone_at=None,
-        )
-    _put_node(s, old, row)
-
-
-def _node_gone(s: _Scratch, e: NodeGone) -> None:
-    old = s.node(e.node)
-    row = _node_or_new(s, e.node, e.occurred_at)
-    if _is_newest(row.seen_at, e.occurred_at):
-        row = replace(row, seen_at=e.occurred_at, gone_at=e.occurred_at)
+    if row.seen_at is None or e.occurred_at >= row.seen_at:
+        if isinstance(e, NodeGone):
+            row = replace(row, seen_at=e.occurred_at, gone_at=e.occurred_at)
+        else:
+            seen = _shared(e, NodeRow)
+            row = replace(row, **seen, seen_at=e.occurred_at, gone_at=None)
     _put_node(s, old, row)
 
 
@@ -359,7 +277,7 @@ def _later(current: datetime | None, at: datetime) -> datetime:
 
 def _inventory(s: _Scratch, e: NodeInventoryObserved) -> None:
     at = e.occurred_at
-    old = s.node(e.node)
+    old = s.row(NodeRow, e.node)
     row = _node_or_new(s, e.node, at)
     if row.last_inventory_at is None or at >= row.last_inventory_at:
         row = replace(row, truncated=e.truncated, image_count=e.image_count)
@@ -378,12 +296,20 @@ def _inventory(s: _Scratch, e: NodeInventoryObserved) -> None:
 
 
 def _prepull(s: _Scratch, node: str, digest: str, **changes: Any) -> None:
-    old = s.node_image((node, digest))
+    old = s.row(NodeImageRow, (node, digest))
     _put_image(s, old, replace(old or NodeImageRow(node, digest), **changes))
 
 
+def _source(
+    e: PrepullRequested | PrepullSucceeded | PrepullFailed, row: NodeImageRow | None
+) -> dict[str, Any]:
+    """The image a prepull names (a pair without a tag keeps the tag it had)."""
+    tag = e.tag if e.tag is not None or row is None else row.tag
+    return {"registry": e.registry, "repository": e.repository, "tag": tag}
+
+
 def _prepull_requested(s: _Scratch, e: PrepullRequested) -> None:
-    row = s.node_image((e.node, e.digest))
+    row = s.row(NodeImageRow, (e.node, e.digest))
     _prepull(
         s,
         e.node,
@@ -392,30 +318,21 @@ def _prepull_requested(s: _Scratch, e: PrepullRequested) -> None:
         prepull_requests=(row.prepull_requests if row else 0) + 1,
         prepull_requested_at=e.occurred_at,
         prepull_deadline=e.deadline,
-        registry=e.registry,
-        repository=e.repository,
-        tag=e.tag,
+        **_source(e, None),
     )
 
 
 def _prepull_succeeded(s: _Scratch, e: PrepullSucceeded) -> None:
-    old = s.node_image((e.node, e.digest))
+    old = s.row(NodeImageRow, (e.node, e.digest))
     row = old or NodeImageRow(e.node, e.digest)
     fields = _presence_changes(row, Presence(True, e.occurred_at, "prepull")) or {}
-    fields.update(
-        prepull_state="succeeded",
-        prepull_failures=0,
-        prepull_finished_at=e.occurred_at,
-        prepull_reason=None,
-        registry=e.registry,
-        repository=e.repository,
-        tag=e.tag if e.tag is not None else row.tag,
-    )
+    fields.update(prepull_state="succeeded", prepull_failures=0, **_source(e, row))
+    fields.update(prepull_finished_at=e.occurred_at, prepull_reason=None)
     _put_image(s, old, replace(row, **fields))
 
 
 def _prepull_failed(s: _Scratch, e: PrepullFailed) -> None:
-    row = s.node_image((e.node, e.digest)) or NodeImageRow(e.node, e.digest)
+    row = s.row(NodeImageRow, (e.node, e.digest)) or NodeImageRow(e.node, e.digest)
     _prepull(
         s,
         e.node,
@@ -425,9 +342,7 @@ def _prepull_failed(s: _Scratch, e: PrepullFailed) -> None:
         prepull_failures_total=row.prepull_failures_total + 1,
         prepull_finished_at=e.occurred_at,
         prepull_reason=e.reason,
-        registry=e.registry,
-        repository=e.repository,
-        tag=e.tag if e.tag is not None else row.tag,
+        **_source(e, row),
     )
 
 
@@ -439,21 +354,30 @@ def _prepull_unparked(s: _Scratch, e: PrepullUnparked) -> None:
     _prepull(s, e.node, e.digest, prepull_state=None, prepull_failures=0, prepull_reason=e.reason)
 
 
-_HANDLERS: dict[type[Any], Callable[[_Scratch, Any], None]] = {
+_Rule = Callable[[_Scratch, Any], None]
+_REPOSITORY_RULES: dict[type[Any], _Rule] = {
     RefreshStarted: _refresh_started,
-    TagDiscovered: _tag_discovered,
-    TagResolved: _tag_resolved,
-    TagMoved: _tag_moved,
+    TagDiscovered: _tag_named,
+    TagResolved: _tag_named,
+    TagMoved: _tag_named,
     TagRemoved: _tag_removed,
-    RefreshCompleted: _refresh_completed,
-    RefreshFailed: _refresh_failed,
-    NodeSeen: _node_seen,
+    RefreshCompleted: _refresh_finished,
+    RefreshFailed: _refresh_finished,
+    PolicyConfigured: _policy_configured,
+}
+_NODE_RULES: dict[type[Any], _Rule] = {
+    NodeSeen: _node_life,
     NodeInventoryObserved: _inventory,
-    NodeGone: _node_gone,
+    NodeGone: _node_life,
     PrepullRequested: _prepull_requested,
     PrepullSucceeded: _prepull_succeeded,
     PrepullFailed: _prepull_failed,
     PrepullParked: _prepull_parked,
     PrepullUnparked: _prepull_unparked,
-    PolicyConfigured: _policy_configured,
 }
+_HANDLERS = {**_REPOSITORY_RULES, **_NODE_RULES}
+_TAG_EVENTS = (TagDiscovered, TagResolved, TagMoved, TagRemoved)
+
+NODE_EVENTS: tuple[type[Event], ...] = tuple(_NODE_RULES)
+"""The events whose rules touch only node-scoped rows (nodes, node images, presence
+counters): the adapters fold these set-based in SQL (``worker.adapters.ledger.nodefold``)."""

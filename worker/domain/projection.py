@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 from attrs import field, frozen
@@ -201,32 +201,34 @@ Row: TypeAlias = (
 """A projection row; ``type(row)`` names its table and ``row.key`` its primary key."""
 
 
-class StateView(Protocol):
-    """Read access to the current projection rows."""
+R = TypeVar("R", TagRow, TagInterval, NodeRow, NodeImageRow, PresenceRow, RefreshRow, PolicyRow)
 
-    def tag(self, key: TagKey) -> TagRow | None:
-        """A tag row."""
 
-    def interval(self, key: IntervalKey) -> TagInterval | None:
-        """A tag history interval."""
+class StateView:
+    """Read access to the current projection rows: one table of rows by key per row class.
 
-    def node(self, name: str) -> NodeRow | None:
-        """A node row."""
+    A state implements ``table`` and ``digests_on``; the fold reads through ``row`` and
+    ``node_images_of``.
+    """
 
-    def node_image(self, key: NodeImageKey) -> NodeImageRow | None:
-        """A (node, digest) row."""
+    __slots__ = ()
 
-    def node_images_of(self, node: str) -> Iterable[NodeImageRow]:
-        """Every (node, digest) row of a node."""
+    def table(self, cls: type[R]) -> Mapping[Any, R]:
+        """Every row of one class, by key."""
+        raise NotImplementedError
 
-    def presence(self, digest: str) -> PresenceRow | None:
-        """The presence counter of a digest."""
+    def digests_on(self, node: str) -> Iterable[str]:
+        """The digests of a node's (node, digest) rows."""
+        raise NotImplementedError
 
-    def refresh(self, refresh_id: str) -> RefreshRow | None:
-        """A refresh row."""
+    def row(self, cls: type[R], key: Any) -> R | None:
+        """The row of class ``cls`` with key ``key``, if there is one."""
+        return self.table(cls).get(key)
 
-    def policy(self, key: RepoKey) -> PolicyRow | None:
-        """The policy row of a repository."""
+    def node_images_of(self, node: str) -> list[NodeImageRow]:
+        """Every (node, digest) row of a node, by digest."""
+        table = self.table(NodeImageRow)
+        return [table[(node, d)] for d in sorted(self.digests_on(node))]
 
 
 # --------------------------------------------------------------------------- in-memory state
@@ -236,9 +238,20 @@ def _dict() -> dict[Any, Any]:
     return {}
 
 
+_TABLES: dict[type[Any], str] = {
+    TagRow: "tags",
+    TagInterval: "tag_history",
+    NodeRow: "nodes",
+    NodeImageRow: "node_images",
+    PresenceRow: "presence_counts",
+    RefreshRow: "refreshes",
+    PolicyRow: "policies",
+}
+
+
 @frozen
-class LedgerState:
-    """Every projection row in memory, keyed as in the database (a ``StateView``)."""
+class LedgerState(StateView):
+    """Every projection row in memory, keyed as in the database."""
 
     tags: dict[TagKey, TagRow] = field(factory=_dict)
     tag_history: dict[IntervalKey, TagInterval] = field(factory=_dict)
@@ -249,41 +262,15 @@ class LedgerState:
     policies: dict[RepoKey, PolicyRow] = field(factory=_dict)
     _by_node: dict[str, set[str]] = field(factory=_dict, repr=False, eq=False)
 
-    def tag(self, key: TagKey) -> TagRow | None:
-        return self.tags.get(key)
+    def table(self, cls: type[R]) -> dict[Any, R]:
+        return getattr(self, _TABLES[cls])  # type: ignore[no-any-return]
 
-    def interval(self, key: IntervalKey) -> TagInterval | None:
-        return self.tag_history.get(key)
-
-    def node(self, name: str) -> NodeRow | None:
-        return self.nodes.get(name)
-
-    def node_image(self, key: NodeImageKey) -> NodeImageRow | None:
-        return self.node_images.get(key)
-
-    def node_images_of(self, node: str) -> Iterable[NodeImageRow]:
-        return [self.node_images[(node, d)] for d in sorted(self._by_node.get(node, ()))]
-
-    def presence(self, digest: str) -> PresenceRow | None:
-        return self.presence_counts.get(digest)
-
-    def refresh(self, refresh_id: str) -> RefreshRow | None:
-        return self.refreshes.get(refresh_id)
-
-    def policy(self, key: RepoKey) -> PolicyRow | None:
-        return self.policies.get(key)
+    def digests_on(self, node: str) -> Iterable[str]:
+        return self._by_node.get(node, ())
 
     def tables(self) -> dict[type[Any], dict[Any, Any]]:
         """Each row class with its rows by key."""
-        return {
-            TagRow: self.tags,
-            TagInterval: self.tag_history,
-            NodeRow: self.nodes,
-            NodeImageRow: self.node_images,
-            PresenceRow: self.presence_counts,
-            RefreshRow: self.refreshes,
-            PolicyRow: self.policies,
-        }
+        return {cls: getattr(self, name) for cls, name in _TABLES.items()}
 
     def copy(self) -> LedgerState:
         """An independent copy (rows are immutable and shared; the index sets are not)."""
@@ -291,8 +278,8 @@ class LedgerState:
         tables["_by_node"] = {node: set(digests) for node, digests in self._by_node.items()}
         return LedgerState(**{name.lstrip("_"): table for name, table in tables.items()})
 
-    def _put(self, row: Row) -> None:
+    def put(self, row: Row) -> None:
         """Store a row; only ``fold`` and ``evolve`` call this, on a private copy."""
-        self.tables()[type(row)][row.key] = row
+        getattr(self, _TABLES[type(row)])[row.key] = row
         if isinstance(row, NodeImageRow):
             self._by_node.setdefault(row.node, set()).add(row.digest)

@@ -15,9 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from attrs import astuple, fields, frozen
+from sqlalchemy import Table
 
+from worker.adapters.ledger import schema
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.eventlog import LedgerTransaction
+from worker.adapters.ledger.eventlog import log_head as read_log_head
+from worker.adapters.ledger.layout import check_fields, names, qualified
+from worker.adapters.ledger.statements import Sql, Statement, compose, statement
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import ImageCollection, Repository
 from worker.domain.menu import View
@@ -139,22 +144,42 @@ def menu_rows(view: View, dropdown: DropdownPolicy, now: datetime) -> list[MenuR
     return rows
 
 
+_TABLES: dict[type[Any], Table] = {
+    ImageRow: schema.images,
+    TargetRow: schema.prepull_targets,
+    MenuRow: schema.menu_entries,
+}
+for _cls, _table in _TABLES.items():
+    _fields = ("registry", "repository", *(f.name for f in fields(_cls)))
+    check_fields(names(_table.columns), _fields, _cls.__name__)
+
+_DELETE = {
+    table: Statement(
+        compose(
+            Sql("DELETE FROM {{table}} WHERE registry = :registry AND repository = :repository"),
+            table=qualified(table),
+        )
+    )
+    for table in _TABLES.values()
+}
+
+
 async def _replace(
-    tx: LedgerTransaction, table: str, repository: Repository, rows: Sequence[Any]
+    tx: LedgerTransaction, table: Table, repository: Repository, rows: Sequence[Any]
 ) -> None:
     db = tx.driver
-    async with translate_errors(f"replace {table}"):
-        await db.execute(
-            f"DELETE FROM {table} WHERE registry = $1 AND repository = $2",
-            repository.registry,
-            repository.repository,
-        )
+    where = {"registry": repository.registry, "repository": repository.repository}
+    async with translate_errors(f"replace {qualified(table).text}"):
+        await _DELETE[table].execute(db, **where)
         if not rows:
             return
-        names = ["registry", "repository", *(f.name for f in fields(type(rows[0])))]
-        schema, _, name = table.partition(".")
         records = [_record(repository, row) for row in rows]
-        await db.copy_records_to_table(name, schema_name=schema, columns=names, records=records)
+        await db.copy_records_to_table(
+            table.name,
+            schema_name=table.schema,
+            columns=list(names(table.columns)),
+            records=records,
+        )
 
 
 def _record(repository: Repository, row: Any) -> tuple[Any, ...]:
@@ -166,40 +191,25 @@ async def replace_images(
     tx: LedgerTransaction, repository: Repository, rows: Sequence[ImageRow]
 ) -> None:
     """Replace the repository's rows of ``ledger.images``."""
-    await _replace(tx, "ledger.images", repository, rows)
+    await _replace(tx, schema.images, repository, rows)
 
 
 async def replace_prepull_targets(
     tx: LedgerTransaction, repository: Repository, rows: Sequence[TargetRow]
 ) -> None:
     """Replace the repository's rows of ``ledger.prepull_targets``."""
-    await _replace(tx, "ledger.prepull_targets", repository, rows)
+    await _replace(tx, schema.prepull_targets, repository, rows)
 
 
 async def replace_menu(
     tx: LedgerTransaction, repository: Repository, rows: Sequence[MenuRow]
 ) -> None:
     """Replace the repository's rows of ``ledger.menu_entries``."""
-    await _replace(tx, "ledger.menu_entries", repository, rows)
+    await _replace(tx, schema.menu_entries, repository, rows)
 
 
-_STATES = """
-SELECT registry, repository, kind, tag, digest FROM (
-    SELECT registry, repository, section AS kind, position, tag, digest FROM dashboard.menu
-    {sections}
-    UNION ALL
-    SELECT registry, repository, 'prepull', position, tag, digest FROM ledger.prepull_targets
-    UNION ALL
-    SELECT registry, repository, 'recommended', position, tag, digest FROM ledger.menu_entries
-    WHERE section = 'radio' AND NOT requires_prepulled
-) s
-WHERE $1::text IS NULL OR (registry = $1 AND repository = $2)
-ORDER BY registry, repository, kind, position, tag
-"""
-
-
-_WITH_DROPDOWN = _STATES.format(sections="")
-_WITHOUT_DROPDOWN = _STATES.format(sections="WHERE section = 'radio'")
+_WITH_DROPDOWN = statement("derived/images_states", sections=Sql(""))
+_WITHOUT_DROPDOWN = statement("derived/images_states", sections=Sql("WHERE section = 'radio'"))
 
 
 async def images_states(
@@ -209,10 +219,10 @@ async def images_states(
     transaction: the radio entries ``dashboard.menu`` shows, its dropdown (left empty
     with ``dropdown`` false: only refreshes change it), the prepull targets and the
     recommended image."""
-    args = (repository.registry, repository.repository) if repository else (None, None)
-    sql = _WITH_DROPDOWN if dropdown else _WITHOUT_DROPDOWN
+    key = (repository.registry, repository.repository) if repository else (None, None)
+    states = _WITH_DROPDOWN if dropdown else _WITHOUT_DROPDOWN
     async with translate_errors("read the menu and the prepull set"):
-        records = await tx.driver.fetch(sql, *args)
+        records = await states.fetch(tx.driver, registry=key[0], repository=key[1])
     lists: dict[RepositoryKey, dict[str, list[TaggedImage]]] = {}
     for registry, name, kind, tag, digest in records:
         lists.setdefault((registry, name), {}).setdefault(kind, []).append(TaggedImage(tag, digest))
@@ -231,4 +241,4 @@ async def images_states(
 async def log_head(tx: LedgerTransaction) -> int:
     """The position of the last event, this transaction's appends included."""
     async with translate_errors("read the event log head"):
-        return int(await tx.driver.fetchval("SELECT coalesce(max(position), 0) FROM ledger.events"))
+        return await read_log_head(tx.driver)

@@ -19,19 +19,21 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import cattrs
 import structlog
 from attrs import frozen
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
-from worker.adapters.ledger.nodefold import append_sql
+from worker.adapters.ledger.layout import array_params, check_fields, column_list, names
+from worker.adapters.ledger.nodefold import append_statement
 from worker.adapters.ledger.projections import fetch_rows as _fetch
 from worker.adapters.ledger.projections import fold_repository_events, is_node_event
 from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.schema import events as events_table
+from worker.adapters.ledger.statements import Sql, Statement, compose, load, statement
 from worker.converter import converter as default_converter
 from worker.domain.events import Event, stream_of
 from worker.domain.inventory import Presence
@@ -44,11 +46,13 @@ __all__ = [
     "SESSION_PLAN",
     "AppendResult",
     "EventLog",
+    "EventRow",
     "LedgerTransaction",
     "NewEvent",
     "Prepared",
     "RecordedEvent",
     "content_key",
+    "log_head",
     "prepare_rows",
 ]
 
@@ -57,42 +61,49 @@ LOCK_KEY = int.from_bytes(hashlib.sha256(b"imageledger.events").digest()[:8], "b
 
 log = structlog.get_logger(__name__)
 
-_APPEND = """
-input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::jsonb[],
-                         $5::timestamptz[], $6::text[], $7::text[])
-        WITH ORDINALITY AS i(stream, type, version, data, occurred_at, idempotency_key,
-                             causation, ord)
-),
-fresh AS (
-    SELECT i.* FROM input i
-    WHERE NOT EXISTS (
-        SELECT 1 FROM ledger.events e WHERE e.idempotency_key = i.idempotency_key
-        OFFSET 0  -- one index probe per event, never a scan of the log
-    )
-),
-head AS (SELECT coalesce(max(position), 0) AS position FROM ledger.events),
-appended AS (
-    INSERT INTO ledger.events
-        (position, stream, type, version, data, occurred_at, idempotency_key, causation)
-    SELECT head.position + row_number() OVER (ORDER BY fresh.ord), fresh.stream, fresh.type,
-           fresh.version, fresh.data, fresh.occurred_at, fresh.idempotency_key,
-           fresh.causation
-    FROM fresh CROSS JOIN head
-    ORDER BY fresh.ord
-    RETURNING position, type, data, occurred_at, idempotency_key
-)"""
 
-_RESULT = "position, idempotency_key"
+class EventRow(NamedTuple):
+    """A ``ledger.events`` row as an append writes it: the append numbers it (``position``)
+    and the database stamps it (``recorded_at``)."""
 
-_INSERT = f"WITH {_APPEND}\nSELECT {_RESULT} FROM appended"
+    stream: str
+    type: str
+    version: int
+    data: str
+    occurred_at: datetime
+    idempotency_key: str
+    causation: str | None
+
+
+_WRITTEN = [c for c in events_table.columns if not c.primary_key and c.server_default is None]
+check_fields(names(_WRITTEN), EventRow._fields, "EventRow")
+
+_HEAD = load("eventlog/head")
+_HEAD_STATEMENT = Statement(_HEAD)
+_APPEND = compose(
+    load("eventlog/append"),
+    arrays=array_params(_WRITTEN),
+    columns=column_list(_WRITTEN),
+    fresh_columns=column_list(_WRITTEN, "fresh"),
+    head=_HEAD,
+)
+_RESULT = Sql("position, idempotency_key")
+
+_INSERT = statement("eventlog/insert", append=_APPEND, result=_RESULT)
 """Append events whose keys are not in the log yet, at the next positions."""
 
-_INSERT_AND_FOLD = append_sql(_APPEND, _RESULT)
+_INSERT_AND_FOLD = Statement(append_statement(_APPEND, _RESULT))
 """Append events and fold the node and prepull events among them, in one statement."""
 
-APPEND_STATEMENTS = (_INSERT, _INSERT_AND_FOLD)
-"""The statements an append runs (for the plan check)."""
+APPEND_STATEMENTS = (_INSERT.sql, _INSERT_AND_FOLD.sql)
+"""The statements an append runs, as asyncpg prepares them (for the plan check)."""
+
+_LOCK = Statement("SELECT pg_advisory_xact_lock(:key)")
+_READ = statement("eventlog/read", columns=column_list(events_table.columns))
+_NODE_PRESENCE = Statement(
+    "SELECT digest, present, observed_at, source FROM ledger.node_images"
+    " WHERE node = :node AND present IS NOT NULL"
+)
 
 GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off"
 """Set around the append statement: one plan, made once per connection, without table scans.
@@ -152,11 +163,11 @@ def content_key(type_name: str, version: int, data_json: str) -> str:
 
 def prepare_rows(
     items: Sequence[NewEvent | Event], conv: cattrs.Converter
-) -> tuple[list[Event], list[tuple[Any, ...]]]:
-    """Events and their ``ledger.events`` rows (without position), without repeated keys
-    (the first occurrence wins): (stream, type, version, data, occurred_at, key, causation)."""
+) -> tuple[list[Event], list[EventRow]]:
+    """Events and their ``ledger.events`` rows, without repeated keys (the first
+    occurrence wins)."""
     events: list[Event] = []
-    rows: list[tuple[Any, ...]] = []
+    rows: list[EventRow] = []
     seen: set[str] = set()
     dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
     for item in items:
@@ -172,7 +183,9 @@ def prepare_rows(
         seen.add(key)
         events.append(event)
         rows.append(
-            (stream_of(event), cls.TYPE, cls.VERSION, data, event.occurred_at, key, causation)
+            EventRow(
+                stream_of(event), cls.TYPE, cls.VERSION, data, event.occurred_at, key, causation
+            )
         )
     return events, rows
 
@@ -210,13 +223,16 @@ class LedgerTransaction:
         items, events, rows = prepared.items, prepared.events, prepared.rows
         if not rows:
             return AppendResult((), len(items))
-        sql = _INSERT_AND_FOLD if any(map(is_node_event, events)) else _INSERT
+        append = _INSERT_AND_FOLD if any(map(is_node_event, events)) else _INSERT
+        arrays = dict(zip(EventRow._fields, map(list, zip(*rows, strict=True)), strict=True))
         async with translate_errors("append to the event log"):
             await self._db.execute(GENERIC_PLAN)
-            stored = await self._db.fetch(sql, *(list(c) for c in zip(*rows, strict=True)))
+            stored = await append.fetch(self._db, **arrays)
             await self._db.execute(SESSION_PLAN)
             position_of = {r["idempotency_key"]: r["position"] for r in stored}
-            fresh = [e for e, row in zip(events, rows, strict=True) if row[5] in position_of]
+            fresh = [
+                e for e, row in zip(events, rows, strict=True) if row.idempotency_key in position_of
+            ]
             await fold_repository_events(self._db, fresh)
         positions = tuple(sorted(position_of.values()))
         return AppendResult(positions, len(items) - len(positions))
@@ -224,17 +240,13 @@ class LedgerTransaction:
     async def node(self, name: str) -> NodeRow | None:
         """The projection row of a node, if it was ever seen."""
         async with translate_errors("read a node"):
-            rows = await _fetch(self._db, CODECS[NodeRow], "WHERE x.node = $1", name)
+            rows = await _fetch(self._db, CODECS[NodeRow], "WHERE x.node = :node", node=name)
         return rows[0] if rows else None
 
     async def node_presence(self, node: str) -> dict[str, Presence]:
         """What is known of each digest on a node (for ``decide_inventory``)."""
-        sql = (
-            "SELECT digest, present, observed_at, source FROM ledger.node_images"
-            " WHERE node = $1 AND present IS NOT NULL"
-        )
         async with translate_errors("read a node's images"):
-            records = await self._db.fetch(sql, node)
+            records = await _NODE_PRESENCE.fetch(self._db, node=node)
         return {r[0]: Presence(r[1], r[2], r[3]) for r in records}
 
     async def tags(self, registry: str, repository: str) -> list[TagRow]:
@@ -243,9 +255,9 @@ class LedgerTransaction:
             return await _fetch(
                 self._db,
                 CODECS[TagRow],
-                "WHERE x.registry = $1 AND x.repository = $2 ORDER BY x.tag",
-                registry,
-                repository,
+                "WHERE x.registry = :registry AND x.repository = :repository ORDER BY x.tag",
+                registry=registry,
+                repository=repository,
             )
 
 
@@ -266,7 +278,7 @@ class EventLog:
         async with translate_errors("open a ledger transaction"), self._engine.connect() as conn:
             db: Any = (await conn.get_raw_connection()).driver_connection
             async with db.transaction():
-                await db.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+                await _LOCK.execute(db, key=LOCK_KEY)
                 yield LedgerTransaction(db, self._conv)
 
     async def append(self, items: Sequence[NewEvent | Event]) -> AppendResult:
@@ -281,13 +293,8 @@ class EventLog:
 
     async def read(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Events with a position greater than ``after``, in position order."""
-        sql = text(
-            "SELECT position, stream, type, version, data, idempotency_key, causation, "
-            "recorded_at FROM ledger.events WHERE position > :after "
-            "ORDER BY position LIMIT :limit"
-        )
         async with translate_errors("read the event log"), self._engine.connect() as conn:
-            result = await conn.execute(sql, {"after": after, "limit": limit})
+            result = await conn.execute(_READ.clause, {"after": after, "limit": limit})
             return [self._recorded(r._mapping) for r in result]
 
     def _recorded(self, row: Any) -> RecordedEvent:
@@ -308,6 +315,15 @@ class EventLog:
 
     async def head(self) -> int:
         """The position of the last event (0 for an empty log)."""
-        sql = text("SELECT coalesce(max(position), 0) FROM ledger.events")
         async with translate_errors("read the event log"), self._engine.connect() as conn:
-            return int((await conn.execute(sql)).scalar_one())
+            return await log_head(conn)
+
+
+async def log_head(db: AsyncConnection | Any) -> int:
+    """The position of the log's last event (0 for an empty log), as ``db`` sees it: a
+    SQLAlchemy ``AsyncConnection`` (in its transaction's snapshot), or an asyncpg
+    connection (a ledger transaction's: its own appends included). The one reader of the
+    head; the append statement reads it with the same SQL (``sql/eventlog/head.sql``)."""
+    if isinstance(db, AsyncConnection):
+        return int((await db.execute(_HEAD_STATEMENT.clause)).scalar_one())
+    return int(await _HEAD_STATEMENT.fetchval(db))

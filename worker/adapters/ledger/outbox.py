@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.statements import Statement
 from worker.converter import converter as default_converter
 from worker.domain.messages import OutboundMessage, Outgoing
 
@@ -46,12 +47,13 @@ RELAY_LOCK_KEY = int.from_bytes(
 
 log = structlog.get_logger(__name__)
 
-_INSERT = """
-INSERT INTO ledger.outbox (message_id, routing_key, body, headers)
-SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])
-ON CONFLICT (message_id) DO NOTHING
-RETURNING id
-"""
+_COLUMNS = ("message_id", "routing_key", "body", "headers")
+_INSERT = Statement(
+    "INSERT INTO ledger.outbox (message_id, routing_key, body, headers)"
+    " SELECT * FROM unnest(CAST(:message_id AS text[]), CAST(:routing_key AS text[]),"
+    " CAST(:body AS jsonb[]), CAST(:headers AS jsonb[]))"
+    " ON CONFLICT (message_id) DO NOTHING RETURNING id"
+)
 _PENDING = text(
     "SELECT id, message_id, routing_key, body::text AS body, headers::text AS headers "
     "FROM ledger.outbox WHERE published_at IS NULL ORDER BY id LIMIT :limit"
@@ -108,9 +110,9 @@ async def write_outbox(
     rows = _rows(messages, conv or default_converter)
     if not rows:
         return 0
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    columns = (list(column) for column in zip(*rows, strict=True))
     async with translate_errors("write the outbox"):
-        inserted = await driver.fetch(_INSERT, *columns)
+        inserted = await _INSERT.fetch(driver, **dict(zip(_COLUMNS, columns, strict=True)))
     return len(inserted)
 
 

@@ -2,107 +2,51 @@
 
 Repository events (tags, refreshes, policies: few) are folded by the domain's own rules
 (``worker.domain.ledger.changes``) over a ``WorkingSet`` of the rows they touch, loaded and
-written back here. Node and prepull events (most of the log) are folded set-based inside
-PostgreSQL by ``worker.adapters.ledger.nodefold``, which implements the same rules.
+written back here through the table codecs (``worker.adapters.ledger.rows``). Node and
+prepull events (most of the log) are folded set-based inside PostgreSQL by
+``worker.adapters.ledger.nodefold``, which implements the same rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from worker.adapters.ledger.rows import CODECS, TableCodec
-from worker.domain.events import (
-    Event,
-    NodeGone,
-    NodeInventoryObserved,
-    NodeSeen,
-    PolicyConfigured,
-    PrepullFailed,
-    PrepullParked,
-    PrepullRequested,
-    PrepullSucceeded,
-    PrepullUnparked,
-    RefreshCompleted,
-    RefreshFailed,
-    RefreshStarted,
-    TagDiscovered,
-    TagMoved,
-    TagRemoved,
-    TagResolved,
-)
-from worker.domain.ledger import changes
+from worker.adapters.ledger.statements import Sql, Statement, compose
+from worker.domain.events import Event
+from worker.domain.ledger import NODE_EVENTS, changes, reads
 from worker.domain.projection import (
-    IntervalKey,
     LedgerState,
-    NodeImageKey,
     NodeImageRow,
-    NodeRow,
-    PolicyRow,
-    PresenceRow,
-    RefreshRow,
-    RepoKey,
+    R,
     Row,
+    StateView,
     TagInterval,
-    TagKey,
     TagRow,
 )
 
 __all__ = [
-    "Needs",
     "WorkingSet",
+    "fetch_keyed",
     "fetch_rows",
     "fold_repository_events",
     "is_node_event",
     "load_state",
-    "needs_of",
 ]
-
-_TAG_EVENTS = (TagDiscovered, TagResolved, TagMoved, TagRemoved)
-_NODE_EVENTS = (
-    NodeSeen,
-    NodeGone,
-    NodeInventoryObserved,
-    PrepullRequested,
-    PrepullSucceeded,
-    PrepullFailed,
-    PrepullParked,
-    PrepullUnparked,
-)
-
-
-class Needs:
-    """The keys a batch of repository events reads: what to load before folding."""
-
-    def __init__(self) -> None:
-        self.tags: set[TagKey] = set()
-        self.refreshes: set[str] = set()
-        self.policies: set[RepoKey] = set()
-
-
-def needs_of(events: Iterable[Event]) -> Needs:
-    """Collect what folding the repository events among ``events`` will read."""
-    needs = Needs()
-    for e in events:
-        if isinstance(e, _TAG_EVENTS):
-            needs.tags.add((e.registry, e.repository, e.tag))
-        elif isinstance(e, RefreshStarted | RefreshCompleted | RefreshFailed):
-            needs.refreshes.add(e.refresh_id)
-        elif isinstance(e, PolicyConfigured):
-            needs.policies.add((e.registry, e.repository))
-    return needs
 
 
 def is_node_event(event: Event) -> bool:
     """Whether an event is folded by the node fold (``worker.adapters.ledger.nodefold``)."""
-    return isinstance(event, _NODE_EVENTS)
+    return isinstance(event, NODE_EVENTS)
 
 
-class WorkingSet:
-    """Rows loaded for a batch plus the batch's changes; a ``StateView`` for the fold.
+class WorkingSet(StateView):
+    """Rows loaded for a batch plus the batch's changes; the fold's ``StateView``.
 
     A key absent here is absent from the database: the loader fetched every key the batch
-    reads (``needs_of``), and every row of the nodes whose eligibility may change.
+    reads (``worker.domain.ledger.reads``).
     """
 
     def __init__(self, *, complete: bool = False) -> None:
@@ -112,6 +56,12 @@ class WorkingSet:
         self.by_node: dict[str, set[str]] = {}
         self.dirty: dict[type[Any], set[Any]] = {cls: set() for cls in CODECS}
         self.stored: dict[type[Any], set[Any]] = {cls: set() for cls in CODECS}
+
+    def table(self, cls: type[R]) -> dict[Any, R]:
+        return self.rows[cls]
+
+    def digests_on(self, node: str) -> Iterable[str]:
+        return self.by_node.get(node, ())
 
     def add(self, row: Row, *, dirty: bool = False) -> None:
         """Keep a row: loaded from the database, or changed by the fold when ``dirty``."""
@@ -131,76 +81,45 @@ class WorkingSet:
             for row in changes(self, event):
                 self.add(row, dirty=True)
 
-    def tag(self, key: TagKey) -> TagRow | None:
-        return self.rows[TagRow].get(key)
 
-    def interval(self, key: IntervalKey) -> TagInterval | None:
-        return self.rows[TagInterval].get(key)
-
-    def node(self, name: str) -> NodeRow | None:
-        return self.rows[NodeRow].get(name)
-
-    def node_image(self, key: NodeImageKey) -> NodeImageRow | None:
-        return self.rows[NodeImageRow].get(key)
-
-    def node_images_of(self, node: str) -> list[NodeImageRow]:
-        table = self.rows[NodeImageRow]
-        return [table[(node, d)] for d in sorted(self.by_node.get(node, ()))]
-
-    def presence(self, digest: str) -> PresenceRow | None:
-        return self.rows[PresenceRow].get(digest)
-
-    def refresh(self, refresh_id: str) -> RefreshRow | None:
-        return self.rows[RefreshRow].get(refresh_id)
-
-    def policy(self, key: RepoKey) -> PolicyRow | None:
-        return self.rows[PolicyRow].get(key)
+@lru_cache(maxsize=256)
+def _select(codec: TableCodec, where: str) -> Statement:
+    template = Sql("SELECT {{columns}} FROM {{table}} x {{where}}")
+    return Statement(compose(template, columns=codec.select, table=codec.name, where=Sql(where)))
 
 
-async def fetch_rows(db: Any, codec: TableCodec, where: str, *args: Any) -> list[Any]:
-    """Rows of a codec's table (alias ``x``) matching ``where``."""
-    records = await db.fetch(f"SELECT {codec.select} FROM {codec.table} x {where}", *args)
+async def fetch_rows(db: Any, codec: TableCodec, where: str = "", **params: Any) -> list[Any]:
+    """Rows of a codec's table (alias ``x``) matching ``where`` (named parameters)."""
+    records = await _select(codec, where).fetch(db, **params)
     return [codec.decode(r) for r in records]
 
 
-async def load(db: Any, ws: WorkingSet, needs: Needs) -> None:
-    """Load into ``ws`` every row ``needs`` names that is not loaded yet."""
+async def fetch_keyed(db: Any, codec: TableCodec, keys: Sequence[Any]) -> list[Any]:
+    """The rows of a codec's table with these primary keys (tuples, or values of a
+    one-column key)."""
+    if not keys:
+        return []
+    columns = list(zip(*keys, strict=True)) if len(codec.key) > 1 else [keys]
+    arrays = {name: list(values) for name, values in zip(codec.key, columns, strict=True)}
+    return [codec.decode(r) for r in await codec.select_keys().fetch(db, **arrays)]
+
+
+async def load(db: Any, ws: WorkingSet, events: Iterable[Event]) -> None:
+    """Load into ``ws`` every row folding ``events`` reads that is not loaded yet."""
     if ws.complete:
         return
-    if needs.tags:
-        await _load_tags(db, ws, needs.tags)
-    if needs.refreshes:
-        ids = [k for k in needs.refreshes if k not in ws.rows[RefreshRow]]
-        for row in await fetch_rows(db, CODECS[RefreshRow], "WHERE x.refresh_id = ANY($1)", ids):
+    needs: dict[type[Any], set[Any]] = {}
+    for event in events:
+        if (read := reads(event)) is not None:
+            needs.setdefault(read[0], set()).add(read[1])
+    for cls, keys in needs.items():
+        loaded = await fetch_keyed(db, CODECS[cls], [k for k in keys if k not in ws.rows[cls]])
+        for row in loaded:
             ws.add(row)
-    if needs.policies:
-        keys = [k for k in needs.policies if k not in ws.rows[PolicyRow]]
-        join = (
-            "JOIN unnest($1::text[], $2::text[]) AS k(r, p)"
-            " ON k.r = x.registry AND k.p = x.repository"
-        )
-        columns = [[k[0] for k in keys], [k[1] for k in keys]]
-        for row in await fetch_rows(db, CODECS[PolicyRow], join, *columns):
-            ws.add(row)
-
-
-async def _load_tags(db: Any, ws: WorkingSet, keys: set[TagKey]) -> None:
-    wanted = [k for k in keys if k not in ws.rows[TagRow]]
-    if not wanted:
-        return
-    columns = [list(c) for c in zip(*wanted, strict=True)]
-    join = "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(r, p, t)"
-    match = "k.r = x.registry AND k.p = x.repository AND k.t = x.tag"
-    tags = CODECS[TagRow]
-    for row in await fetch_rows(db, tags, f"{join} ON {match}", *columns):
-        ws.add(row)
-    history = CODECS[TagInterval]
-    current = f"{join} ON {match} JOIN {tags.table} g"
-    same = "g.registry = x.registry AND g.repository = x.repository AND g.tag = x.tag"
-    for row in await fetch_rows(
-        db, history, f"{current} ON {same} AND x.seq = g.history_seq", *columns
-    ):
-        ws.add(row)
+        if cls is TagRow:
+            current = [(*row.key, row.history_seq) for row in loaded]
+            for interval in await fetch_keyed(db, CODECS[TagInterval], current):
+                ws.add(interval)
 
 
 COPY_THRESHOLD = 32
@@ -238,7 +157,7 @@ async def fold_repository_events(db: Any, events: Sequence[Event]) -> int:
     if not repository_events:
         return 0
     ws = WorkingSet()
-    await load(db, ws, needs_of(repository_events))
+    await load(db, ws, repository_events)
     ws.fold(repository_events)
     return await write(db, ws)
 
@@ -247,6 +166,6 @@ async def load_state(db: Any) -> LedgerState:
     """Every projection row as a ``LedgerState`` (for checks and small databases)."""
     state = LedgerState()
     for codec in CODECS.values():
-        for row in await fetch_rows(db, codec, ""):
-            state._put(row)
+        for row in await fetch_rows(db, codec):
+            state.put(row)
     return state

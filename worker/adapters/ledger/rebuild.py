@@ -26,13 +26,22 @@ from typing import Any
 import cattrs
 import structlog
 from attrs import frozen
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from worker.adapters.ledger import schema
 from worker.adapters.ledger.database import translate_errors
-from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction
-from worker.adapters.ledger.nodefold import NODE_EVENT_TYPES, count_presence, replay_sql
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, log_head
+from worker.adapters.ledger.layout import (
+    column_list,
+    create_staging,
+    key_columns,
+    qualified,
+    staging_table,
+)
+from worker.adapters.ledger.nodefold import NODE_EVENT_TYPES, count_presence, replay_statement
 from worker.adapters.ledger.projections import WorkingSet, write
-from worker.adapters.ledger.schema import PROJECTION_TABLES
+from worker.adapters.ledger.statements import Sql, Statement, compose, identifier, join, statement
 from worker.converter import converter as default_converter
 from worker.domain.events import Event
 
@@ -43,18 +52,19 @@ Progress = Callable[[int, int], None]
 
 log = structlog.get_logger(__name__)
 
-_IMAGES_KEY = "node_images_pkey"
-_SECONDARY_INDEXES = f"""
-SELECT indexname, indexdef FROM pg_indexes
-WHERE schemaname = 'ledger' AND tablename = 'node_images' AND indexname <> '{_IMAGES_KEY}'
-ORDER BY indexname
-"""
+_REPOSITORY_EVENTS = statement("rebuild/repository_events")
+_SECONDARY_INDEXES = statement("rebuild/secondary_indexes")
 
-_REPOSITORY_EVENTS = """
-SELECT type, version, data FROM ledger.events
-WHERE position > $1 AND position <= $2 AND type <> ALL($3::text[])
-ORDER BY position
-"""
+
+def _ddl(template: str, **parts: Sql) -> Statement:
+    """A one-line DDL statement on names (DDL takes no parameters)."""
+    return Statement(compose(Sql(template), **parts))
+
+
+def _primary_key(table: Table) -> Sql:
+    """The name of a table's primary key constraint (PostgreSQL's default unless named)."""
+    name = table.primary_key.name
+    return identifier(name if isinstance(name, str) else f"{table.name}_pkey")
 
 
 CHUNK = 100_000
@@ -125,12 +135,12 @@ async def _replay(
 ) -> tuple[int, int]:
     db = tx.driver
     async with translate_errors("rebuild the projections"):
-        head = int(await db.fetchval("SELECT coalesce(max(position), 0) FROM ledger.events"))
+        head = await log_head(db)
         if chunk is None:
             chunk = max(CHUNK, -(-head // MAX_RANGES))
         await staging.create()
-        tables = ", ".join(f"ledger.{t.name}" for t in PROJECTION_TABLES)
-        await db.execute(f"TRUNCATE {tables}")
+        tables = join(qualified(t) for t in schema.PROJECTION_TABLES)
+        await _ddl("TRUNCATE {{tables}}", tables=tables).execute(db)
         tracker = _Tracker(head, staging.workers + 1, progress)
         results = await asyncio.gather(
             _replay_repositories(db, conv, head, chunk, tracker),
@@ -164,7 +174,9 @@ async def _replay_repositories(
     written = 0
     for after in range(0, head, chunk):
         upto = min(after + chunk, head)
-        records = await db.fetch(_REPOSITORY_EVENTS, after, upto, list(NODE_EVENT_TYPES))
+        records = await _REPOSITORY_EVENTS.fetch(
+            db, after=after, upto=upto, node_types=list(NODE_EVENT_TYPES)
+        )
         events: list[Event] = [
             conv.structure({"type": r[0], "version": r[1], "data": r[2]}, Event)  # type: ignore[arg-type]
             for r in records
@@ -177,41 +189,47 @@ async def _replay_repositories(
 
 
 class _Staging:
-    """Unlogged tables, one pair per partition, that workers fold node events into."""
+    """Unlogged tables, one pair per partition, that workers fold node events into.
+
+    They are copies of the table objects of ``ledger.nodes`` and ``ledger.node_images``
+    (``layout.staging_table``), created without keys or indexes: a range's fold finds the old rows
+    it needs by one hash join (``nodefold``) and updates them by row id, so index upkeep
+    row by row would be work for nothing (it was a fifth of the rebuild).
+    """
 
     def __init__(self, engine: AsyncEngine, workers: int) -> None:
         self.engine = engine
         self.workers = workers
-        self.tag = f"rebuild_{uuid.uuid4().hex[:8]}"
+        tag = f"rebuild_{uuid.uuid4().hex[:8]}"
+        self._tables = [
+            (
+                staging_table(schema.nodes, f"{tag}_nodes_{k}"),
+                staging_table(schema.node_images, f"{tag}_images_{k}"),
+            )
+            for k in range(workers)
+        ]
         self.created = False
 
-    def tables(self, k: int) -> tuple[str, str]:
-        return f"ledger.{self.tag}_nodes_{k}", f"ledger.{self.tag}_images_{k}"
+    def tables(self, k: int) -> tuple[Table, Table]:
+        """Partition ``k``'s copies of ``ledger.nodes`` and ``ledger.node_images``."""
+        return self._tables[k]
 
-    async def _execute(self, *statements: str) -> None:
+    async def _execute(self, *statements: Statement) -> None:
         async with self.engine.connect() as connection:
             raw: Any = (await connection.get_raw_connection()).driver_connection
             for statement in statements:
-                await raw.execute(statement)
+                await statement.execute(raw)
 
     async def create(self) -> None:
-        """Create the tables (before the projections are truncated: LIKE reads them)."""
+        """Create the tables."""
         self.created = True
         for k in range(self.workers):
-            nodes, images = self.tables(k)
-            # No indexes: a range's fold finds the old rows it needs by one hash join
-            # (``nodefold``) and updates them by row id, so index upkeep row by row would
-            # be work for nothing (it was a fifth of the rebuild).
-            await self._execute(
-                f"CREATE UNLOGGED TABLE {nodes} (LIKE ledger.nodes INCLUDING DEFAULTS)"
-                " WITH (fillfactor = 70)",
-                f"CREATE UNLOGGED TABLE {images} (LIKE ledger.node_images INCLUDING DEFAULTS)"
-                " WITH (fillfactor = 70)",
-            )
+            await self._execute(*(Statement(create_staging(t)) for t in self.tables(k)))
 
     async def replay(self, k: int, head: int, chunk: int, tracker: _Tracker) -> int:
         """Fold partition ``k``'s node events into its staging tables, in position order."""
-        sql = replay_sql(*self.tables(k))
+        replay = replay_statement(*self.tables(k))
+        types = list(NODE_EVENT_TYPES)
         written = 0
         async with (
             translate_errors("rebuild the node projections"),
@@ -220,8 +238,16 @@ class _Staging:
             raw: Any = (await connection.get_raw_connection()).driver_connection
             for after in range(0, head, chunk):
                 upto = min(after + chunk, head)
-                args = (after, upto, list(NODE_EVENT_TYPES), self.workers, k)
-                written += int(await raw.fetchval(sql, *args))
+                written += int(
+                    await replay.fetchval(
+                        raw,
+                        after=after,
+                        upto=upto,
+                        types=types,
+                        partitions=self.workers,
+                        partition=k,
+                    )
+                )
                 tracker.advance(k, upto)
         return written
 
@@ -232,19 +258,28 @@ class _Staging:
         rebuilt after the copy rather than maintained row by row (all inside the
         transaction, so readers never see them gone).
         """
-        copied = 0
+        images = schema.node_images
+        names = {"table": qualified(images), "key": _primary_key(images)}
         await db.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        indexes = await db.fetch(_SECONDARY_INDEXES)
-        await db.execute(f"ALTER TABLE ledger.node_images DROP CONSTRAINT {_IMAGES_KEY}")
+        indexes = await _SECONDARY_INDEXES.fetch(
+            db, schema=images.schema, table=images.name, primary_key=names["key"].text
+        )
+        await _ddl("ALTER TABLE {{table}} DROP CONSTRAINT {{key}}", **names).execute(db)
         for index in indexes:
-            await db.execute(f"DROP INDEX ledger.{index['indexname']}")
+            name = identifier(f"{images.schema}.{index['indexname']}")
+            await _ddl("DROP INDEX {{index}}", index=name).execute(db)
+        copied = 0
         for k in range(self.workers):
-            nodes, images = self.tables(k)
-            for target, source in (("ledger.nodes", nodes), ("ledger.node_images", images)):
-                status = await db.execute(f"INSERT INTO {target} SELECT * FROM {source}")
-                copied += int(status.split()[-1])
-        key = f"ADD CONSTRAINT {_IMAGES_KEY} PRIMARY KEY (node, digest)"
-        await db.execute(f"ALTER TABLE ledger.node_images {key}")
+            for target, source in zip((schema.nodes, images), self.tables(k), strict=True):
+                copy = _ddl(
+                    "INSERT INTO {{target}} ({{columns}}) SELECT {{columns}} FROM {{source}}",
+                    target=qualified(target),
+                    source=qualified(source),
+                    columns=column_list(target.columns),
+                )
+                copied += int((await copy.execute(db)).split()[-1])
+        add_key = "ALTER TABLE {{table}} ADD CONSTRAINT {{key}} PRIMARY KEY ({{columns}})"
+        await _ddl(add_key, columns=key_columns(images), **names).execute(db)
         for index in indexes:
             await db.execute(index["indexdef"])
         return copied
@@ -252,5 +287,5 @@ class _Staging:
     async def drop(self) -> None:
         """Drop the tables (after the rebuild transaction ended, which reads them)."""
         if self.created:
-            names = [t for k in range(self.workers) for t in self.tables(k)]
-            await self._execute(f"DROP TABLE IF EXISTS {', '.join(names)}")
+            tables = join(qualified(t) for k in range(self.workers) for t in self.tables(k))
+            await self._execute(_ddl("DROP TABLE IF EXISTS {{tables}}", tables=tables))

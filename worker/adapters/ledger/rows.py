@@ -1,20 +1,48 @@
-"""How each projection row class maps to its ``ledger`` table: columns, decoding, upserts."""
+"""How each projection row class maps to its ``ledger`` table, derived from the table object.
+
+A ``TableCodec`` pairs a row class of ``worker.domain.projection`` with its ``Table``
+(``schema``) and takes everything else from the two: the columns, their order and SQL
+types, the key, the upserts, the selects, and how a value is stored. A column is filled
+by the row field of the same name, by a field of an attrs value the codec is told to
+``flatten`` (``PolicyRow.prepull``: one column per field), or by a ``Computed`` rule
+(``TAG_DERIVED``: the parts of a tag, from the domain's tag grammar). JSONB columns hold
+the converter's form of the field, array columns a list of its items.
+
+A row class and a table that disagree (a column nothing fills, a field no column stores)
+stop the import with ``LayoutError``: a column cannot be added to a table object without
+the rule that fills it.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from functools import lru_cache
-from operator import attrgetter
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache, lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import attrs
 from attrs import frozen
+from sqlalchemy import ARRAY, Table
+from sqlalchemy.dialects.postgresql import JSONB
 
+from worker.adapters.ledger import schema
+from worker.adapters.ledger.layout import (
+    LayoutError,
+    array_params,
+    assignments,
+    column_list,
+    has_arrays,
+    key_columns,
+    key_match,
+    key_names,
+    names,
+    qualified,
+    value_params,
+)
+from worker.adapters.ledger.statements import Sql, Statement, statement
 from worker.converter import converter
-from worker.domain.events import RequestCount
-from worker.domain.nodes import Taint, Toleration
-from worker.domain.policy import DropdownPolicy, PrepullPolicy
 from worker.domain.projection import (
     NodeImageRow,
     NodeRow,
@@ -24,9 +52,9 @@ from worker.domain.projection import (
     TagInterval,
     TagRow,
 )
-from worker.domain.tags import parse_tag, sort_text
+from worker.domain.tags import ParsedTag, parse_tag, sort_text
 
-__all__ = ["CODECS", "TableCodec", "tag_columns"]
+__all__ = ["CODECS", "TAG_DERIVED", "Computed", "TableCodec", "tag_columns"]
 
 
 def _json(value: Any) -> str:
@@ -38,288 +66,223 @@ def _loads(value: Any) -> Any:
 
 
 @frozen
-class TableCodec:
-    """A table, its columns with SQL types, its key, and row <-> record functions."""
+class Computed:
+    """Columns computed together from a row on write (and not read back)."""
 
-    table: str
-    columns: tuple[tuple[str, str], ...]
-    key: tuple[str, ...]
-    encode: Callable[[Any], tuple[Any, ...]]
-    decode: Callable[[Any], Any]
-    bulk: bool = True
+    columns: tuple[str, ...]
+    values: Callable[[Any], tuple[Any, ...]]
+
+
+_Convert = Callable[[Any], Any] | None
+
+
+def _converters(table: Table, name: str, hint: Any) -> tuple[_Convert, _Convert]:
+    """How a field's value is written to and read from its column (None: as it is)."""
+    column_type = table.columns[name].type
+    if isinstance(column_type, JSONB):
+        return (
+            lambda v: _json(converter.unstructure(v, hint)),
+            lambda v: converter.structure(_loads(v), hint),
+        )
+    if isinstance(column_type, ARRAY):
+        return list, tuple
+    return None, None
+
+
+def _stored_fields(
+    table: Table, cls: type[Any], flatten: Sequence[str]
+) -> list[tuple[str, str, Any]]:
+    """(column, attribute path, type hint) of each column a field fills; checks each field."""
+    hints = typing.get_type_hints(cls)
+    stored = []
+    for field in attrs.fields(cls):
+        if field.name in flatten:
+            inner = typing.get_type_hints(hints[field.name])
+            stored += [(f, f"{field.name}.{f}", inner[f]) for f in inner]
+        else:
+            stored.append((field.name, field.name, hints[field.name]))
+    for column, path, _ in stored:
+        if column not in table.columns:
+            raise LayoutError(f"{cls.__name__}.{path} has no column in table {table.name}")
+    return stored
+
+
+def _embedded(cls: type[Any], parts: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """Read a flattened attrs value from its columns."""
+    return lambda record: cls(*(part(record) for part in parts))
+
+
+class TableCodec:
+    """A table and its row class: columns, key, row <-> record functions, statements."""
+
+    def __init__(
+        self,
+        table: Table,
+        cls: type[Any],
+        *,
+        flatten: Sequence[str] = (),
+        computed: Computed | None = None,
+    ) -> None:
+        self.table, self.cls = table, cls
+        self.columns = names(table.columns)
+        self.key = key_names(table)
+        self.bulk = not has_arrays(table)
+        """Written with one statement of arrays (no array columns: ``unnest`` flattens)."""
+        stored = _stored_fields(table, cls, flatten)
+        made = {c for c, _, _ in stored} | set(computed.columns if computed else ())
+        missing = [c for c in self.columns if c not in made]
+        if missing:
+            raise LayoutError(
+                f"columns {missing} of table {table.name}: no field of {cls.__name__} and "
+                "no rule fills them"
+            )
+        self.encode = self._encoder(stored, computed)
+        self.decode = self._decoder(stored, flatten)
+        self._upsert = self._upsert_statement()
+
+    def _encoder(
+        self, stored: list[tuple[str, str, Any]], computed: Computed | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        get = attrgetter(*(path for _, path, _ in stored))
+        single = len(stored) == 1
+        convert = [
+            (i, write)
+            for i, (column, _, hint) in enumerate(stored)
+            if (write := _converters(self.table, column, hint)[0]) is not None
+        ]
+        order = [c for c, _, _ in stored] + list(computed.columns if computed else ())
+        pick = itemgetter(*(order.index(c) for c in self.columns))
+        extra = computed.values if computed else None
+
+        def encode(row: Any) -> tuple[Any, ...]:
+            values = [get(row)] if single else list(get(row))
+            for i, write in convert:
+                values[i] = write(values[i])
+            if extra is not None:
+                values.extend(extra(row))
+            return pick(values)  # type: ignore[no-any-return]
+
+        return encode
+
+    def _decoder(
+        self, stored: list[tuple[str, str, Any]], flatten: Sequence[str]
+    ) -> Callable[[Any], Any]:
+        def reader(column: str, hint: Any) -> Callable[[Any], Any]:
+            i, read = self.columns.index(column), _converters(self.table, column, hint)[1]
+            return itemgetter(i) if read is None else lambda r: read(r[i])
+
+        readers: dict[str, list[Callable[[Any], Any]]] = {}
+        for column, path, hint in stored:
+            readers.setdefault(path.split(".")[0], []).append(reader(column, hint))
+        hints = typing.get_type_hints(self.cls)
+        fields = [
+            _embedded(hints[name], parts) if name in flatten else parts[0]
+            for name, parts in readers.items()
+        ]
+        cls = self.cls
+        return lambda record: cls(*(f(record) for f in fields))
+
+    def _upsert_statement(self) -> Statement:
+        columns = list(self.table.columns)
+        parts = {
+            "table": qualified(self.table),
+            "columns": column_list(columns),
+            "key": key_columns(self.table),
+            "updates": assignments(self.table, "excluded"),
+        }
+        if self.bulk:
+            return statement("rows/upsert_bulk", arrays=array_params(columns), **parts)
+        upsert = statement("rows/upsert_each", values=value_params(columns), **parts)
+        if upsert.params != self.columns:
+            raise LayoutError(f"the upsert of {self.table.name} binds {upsert.params}")
+        return upsert
 
     @property
-    def select(self) -> str:
-        """The column list, qualified with the alias ``x``."""
-        return ", ".join(f"x.{name}" for name, _ in self.columns)
+    def name(self) -> Sql:
+        """The table's qualified name."""
+        return qualified(self.table)
 
-    def _upsert_sql(self, source: str) -> str:
-        names = ", ".join(name for name, _ in self.columns)
-        updates = ", ".join(f"{n} = EXCLUDED.{n}" for n, _ in self.columns if n not in self.key)
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        return (
-            f"INSERT INTO {self.table} ({names}) {source} "
-            f"ON CONFLICT ({', '.join(self.key)}) {action}"
-        )
+    @property
+    def select(self) -> Sql:
+        """The column list, qualified with the alias ``x``."""
+        return column_list(self.table.columns, "x")
+
+    def select_keys(self) -> Statement:
+        """The rows with given keys: one array parameter per key column, named after it."""
+        return _select_keys(self)
 
     async def upsert(self, db: Any, rows: Sequence[Any]) -> None:
         """Insert or replace ``rows`` (one statement for bulk tables)."""
         records = [self.encode(r) for r in rows]
         if self.bulk:
-            casts = ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(self.columns, 1))
-            sql = self._upsert_sql(f"SELECT * FROM unnest({casts})")
-            await db.execute(sql, *(list(c) for c in zip(*records, strict=True)))
+            arrays = map(list, zip(*records, strict=True))
+            await self._upsert.execute(db, **dict(zip(self.columns, arrays, strict=True)))
         else:
-            values = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
-            await db.executemany(self._upsert_sql(f"VALUES ({values})"), records)
+            await db.executemany(self._upsert.sql, records)
 
     async def copy(self, db: Any, rows: Sequence[Any]) -> None:
         """Insert rows the table does not hold yet, with COPY."""
-        schema, _, table = self.table.partition(".")
         await db.copy_records_to_table(
-            table,
-            schema_name=schema,
-            columns=[name for name, _ in self.columns],
+            self.table.name,
+            schema_name=self.table.schema,
+            columns=list(self.columns),
             records=[self.encode(r) for r in rows],
         )
 
 
-def _fields(cls: type[Any]) -> tuple[str, ...]:
-    return tuple(a.name for a in attrs.fields(cls))
+@cache
+def _select_keys(codec: TableCodec) -> Statement:
+    key = [codec.table.columns[k] for k in codec.key]
+    return statement(
+        "rows/select_keys",
+        columns=codec.select,
+        table=codec.name,
+        arrays=array_params(key),
+        key=key_columns(codec.table),
+        match=key_match(codec.table, "k", "x"),
+    )
+
+
+TAG_DERIVED: Mapping[str, Callable[[ParsedTag], Any]] = {
+    "image_type": lambda p: p.image_type.value,
+    "type_rank": lambda p: p.image_type.rank,
+    "sort_text": sort_text,
+    "display_name": attrgetter("display_name"),
+    "version": lambda p: str(p.version) if p.version is not None else None,
+    "cycle": attrgetter("cycle"),
+    "cycle_build": attrgetter("cycle_build"),
+    "build": attrgetter("build"),
+    "extra": attrgetter("extra"),
+    "architecture": attrgetter("architecture"),
+    "tag_date": attrgetter("date"),
+}
+"""The rule of each column of ``ledger.tags`` that the tag's name determines."""
+
+_TAG_DERIVED_ORDER = tuple(c for c in names(schema.tags.columns) if c in TAG_DERIVED)
+_TAG_RULES = tuple(TAG_DERIVED[c] for c in _TAG_DERIVED_ORDER)
 
 
 @lru_cache(maxsize=65536)
 def tag_columns(tag: str) -> tuple[Any, ...]:
-    """The derived columns of a tag, from the domain's tag grammar."""
+    """The derived columns of a tag, from the domain's tag grammar, in table order."""
     parsed = parse_tag(tag)
-    version = str(parsed.version) if parsed.version is not None else None
-    return (
-        parsed.image_type.value,
-        parsed.image_type.rank,
-        sort_text(parsed),
-        parsed.display_name,
-        version,
-        parsed.cycle,
-        parsed.cycle_build,
-        parsed.build,
-        parsed.extra,
-        parsed.architecture,
-        parsed.date,
-    )
+    return tuple(rule(parsed) for rule in _TAG_RULES)
 
-
-_TAG_FIELDS = attrgetter(*_fields(TagRow))
-_TAG_DERIVED = (
-    ("image_type", "text"),
-    ("type_rank", "smallint"),
-    ("sort_text", "text"),
-    ("display_name", "text"),
-    ("version", "text"),
-    ("cycle", "integer"),
-    ("cycle_build", "integer"),
-    ("build", "integer"),
-    ("extra", "text"),
-    ("architecture", "text"),
-    ("tag_date", "timestamptz"),
-)
-_TAGS = TableCodec(
-    "ledger.tags",
-    (
-        ("registry", "text"),
-        ("repository", "text"),
-        ("tag", "text"),
-        ("digest", "text"),
-        ("first_seen_at", "timestamptz"),
-        ("changed_at", "timestamptz"),
-        ("removed_at", "timestamptz"),
-        ("history_seq", "integer"),
-        *_TAG_DERIVED,
-    ),
-    ("registry", "repository", "tag"),
-    lambda row: (*_TAG_FIELDS(row), *tag_columns(row.tag)),
-    lambda r: TagRow(*tuple(r)[:8]),
-)
-
-_HISTORY = TableCodec(
-    "ledger.tag_history",
-    (
-        ("registry", "text"),
-        ("repository", "text"),
-        ("tag", "text"),
-        ("seq", "integer"),
-        ("digest", "text"),
-        ("valid_from", "timestamptz"),
-        ("valid_until", "timestamptz"),
-    ),
-    ("registry", "repository", "tag", "seq"),
-    attrgetter(*_fields(TagInterval)),
-    lambda r: TagInterval(*r),
-)
-
-_NODE_FIELDS = _fields(NodeRow)
-_NODE_GET = attrgetter(*_NODE_FIELDS)
-
-
-def _encode_node(row: NodeRow) -> tuple[Any, ...]:
-    values = list(_NODE_GET(row))
-    values[2] = _json(dict(row.labels))
-    values[3] = _json(converter.unstructure(row.taints, tuple[Taint, ...]))
-    return tuple(values)
-
-
-def _decode_node(r: Any) -> NodeRow:
-    values = list(r)
-    values[2] = _loads(values[2])
-    values[3] = converter.structure(_loads(values[3]), tuple[Taint, ...])
-    return NodeRow(*values)
-
-
-_NODE_TYPES = {
-    "node": "text",
-    "first_seen_at": "timestamptz",
-    "labels": "jsonb",
-    "taints": "jsonb",
-    "eligible": "boolean",
-    "comment": "text",
-    "truncated": "boolean",
-    "image_count": "integer",
-}
-_NODES = TableCodec(
-    "ledger.nodes",
-    tuple((n, _NODE_TYPES.get(n, "timestamptz")) for n in _NODE_FIELDS),
-    ("node",),
-    _encode_node,
-    _decode_node,
-)
-
-_IMAGE_TYPES = {
-    "node": "text",
-    "digest": "text",
-    "present": "boolean",
-    "source": "text",
-    "size_bytes": "bigint",
-    "prepull_state": "text",
-    "prepull_requests": "integer",
-    "prepull_failures": "integer",
-    "prepull_failures_total": "integer",
-    "prepull_reason": "text",
-    "registry": "text",
-    "repository": "text",
-    "tag": "text",
-}
-_NODE_IMAGES = TableCodec(
-    "ledger.node_images",
-    tuple((n, _IMAGE_TYPES.get(n, "timestamptz")) for n in _fields(NodeImageRow)),
-    ("node", "digest"),
-    attrgetter(*_fields(NodeImageRow)),
-    lambda r: NodeImageRow(*r),
-)
-
-_PRESENCE = TableCodec(
-    "ledger.image_presence",
-    (("digest", "text"), ("eligible_nodes", "integer")),
-    ("digest",),
-    attrgetter("digest", "eligible_nodes"),
-    lambda r: PresenceRow(*r),
-)
-
-_REFRESH_FIELDS = _fields(RefreshRow)
-_REFRESH_GET = attrgetter(*_REFRESH_FIELDS)
-_REFRESH_TYPES = {"requests": "jsonb", "flagged_tags": "text[]", "rate_limits": "jsonb"}
-
-
-def _encode_refresh(row: RefreshRow) -> tuple[Any, ...]:
-    values = dict(zip(_REFRESH_FIELDS, _REFRESH_GET(row), strict=True))
-    values["requests"] = _json(converter.unstructure(row.requests, tuple[RequestCount, ...]))
-    values["flagged_tags"] = list(row.flagged_tags)
-    values["rate_limits"] = _json(dict(row.rate_limits))
-    return tuple(values.values())
-
-
-def _decode_refresh(r: Any) -> RefreshRow:
-    values = dict(zip(_REFRESH_FIELDS, r, strict=True))
-    values["requests"] = converter.structure(_loads(values["requests"]), tuple[RequestCount, ...])
-    values["flagged_tags"] = tuple(values["flagged_tags"])
-    values["rate_limits"] = _loads(values["rate_limits"])
-    return RefreshRow(**values)
-
-
-_REFRESHES = TableCodec(
-    "ledger.refreshes",
-    tuple((n, _REFRESH_TYPES.get(n, "text")) for n in _REFRESH_FIELDS),
-    ("refresh_id",),
-    _encode_refresh,
-    _decode_refresh,
-    bulk=False,
-)
-
-
-def _encode_policy(row: PolicyRow) -> tuple[Any, ...]:
-    p = row.prepull
-    return (
-        row.registry,
-        row.repository,
-        row.configured_at,
-        p.recommended_tag,
-        p.num_releases,
-        p.num_weeklies,
-        p.num_dailies,
-        p.cycle,
-        list(p.pin),
-        list(p.alias_tags),
-        _json(converter.unstructure(row.dropdown, DropdownPolicy)),
-        _json(dict(row.node_selector)),
-        _json(converter.unstructure(row.tolerations, tuple[Toleration, ...])),
-    )
-
-
-def _decode_policy(r: Any) -> PolicyRow:
-    (registry, repository, at, recommended, releases, weeklies, dailies, cycle, pin, aliases,
-     dropdown, selector, tolerations) = r  # fmt: skip
-    prepull = PrepullPolicy(
-        recommended, releases, weeklies, dailies, cycle, tuple(pin), tuple(aliases)
-    )
-    return PolicyRow(
-        registry,
-        repository,
-        at,
-        prepull,
-        converter.structure(_loads(dropdown), DropdownPolicy),
-        _loads(selector),
-        converter.structure(_loads(tolerations), tuple[Toleration, ...]),
-    )
-
-
-_POLICIES = TableCodec(
-    "ledger.policies",
-    (
-        ("registry", "text"),
-        ("repository", "text"),
-        ("configured_at", "timestamptz"),
-        ("recommended_tag", "text"),
-        ("num_releases", "integer"),
-        ("num_weeklies", "integer"),
-        ("num_dailies", "integer"),
-        ("cycle", "integer"),
-        ("pin", "text[]"),
-        ("alias_tags", "text[]"),
-        ("dropdown", "jsonb"),
-        ("node_selector", "jsonb"),
-        ("tolerations", "jsonb"),
-    ),
-    ("registry", "repository"),
-    _encode_policy,
-    _decode_policy,
-    bulk=False,
-)
 
 CODECS: dict[type[Any], TableCodec] = {
-    TagRow: _TAGS,
-    TagInterval: _HISTORY,
-    NodeRow: _NODES,
-    NodeImageRow: _NODE_IMAGES,
-    PresenceRow: _PRESENCE,
-    RefreshRow: _REFRESHES,
-    PolicyRow: _POLICIES,
+    TagRow: TableCodec(
+        schema.tags,
+        TagRow,
+        computed=Computed(_TAG_DERIVED_ORDER, lambda row: tag_columns(row.tag)),
+    ),
+    TagInterval: TableCodec(schema.tag_history, TagInterval),
+    NodeRow: TableCodec(schema.nodes, NodeRow),
+    NodeImageRow: TableCodec(schema.node_images, NodeImageRow),
+    PresenceRow: TableCodec(schema.image_presence, PresenceRow),
+    RefreshRow: TableCodec(schema.refreshes, RefreshRow),
+    PolicyRow: TableCodec(schema.policies, PolicyRow, flatten=("prepull",)),
 }
-"""Each projection row class with its table codec."""
+"""Each projection row class with its table codec (``schema.PROJECTION_TABLES``)."""
+
+if [c.table for c in CODECS.values()] != list(schema.PROJECTION_TABLES):
+    raise LayoutError("CODECS and schema.PROJECTION_TABLES name different tables")

@@ -7,6 +7,8 @@ the two disagree. Views and functions of schema ``dashboard`` are plain SQL file
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -49,20 +51,34 @@ SCHEMA = "ledger"
 metadata = MetaData(schema=SCHEMA)
 
 
-def _at(name: str, nullable: bool = True) -> Column[object]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
+Time = DateTime(timezone=True)
+"""Timestamps are always time-zone aware."""
+
+
+def _key(*names: str) -> list[Column[Any]]:
+    """The primary key's columns, byte-wise text."""
+    return [Column(name, Key, primary_key=True) for name in names]
+
+
+def _columns(sql_type: Any, *names: str, nullable: bool = True) -> list[Column[Any]]:
+    """Columns of one type, in this order."""
+    return [Column(name, sql_type, nullable=nullable) for name in names]
+
+
+def _stamp(name: str) -> Column[Any]:
+    """A timestamp the database sets when the row is inserted."""
+    return Column(name, Time, nullable=False, server_default=text("now()"))
 
 
 events = Table(
     "events",
     metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
-    Column("stream", Key, nullable=False),
-    Column("type", Key, nullable=False),
+    *_columns(Key, "stream", "type", nullable=False),
     Column("version", Integer, nullable=False),
     Column("data", JSONB, nullable=False),
-    _at("occurred_at", nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("occurred_at", Time, nullable=False),
+    _stamp("recorded_at"),
     Column("idempotency_key", Key, nullable=False, unique=True),
     Column("causation", Key),
     Index("ix_events_stream_position", "stream", "position"),
@@ -71,38 +87,30 @@ events = Table(
 tags = Table(
     "tags",
     metadata,
-    Column("registry", Key, primary_key=True),
-    Column("repository", Key, primary_key=True),
-    Column("tag", Key, primary_key=True),
+    *_key("registry", "repository", "tag"),
     Column("digest", Key),
-    _at("first_seen_at", nullable=False),
-    _at("changed_at", nullable=False),
-    _at("removed_at"),
+    *_columns(Time, "first_seen_at", "changed_at", nullable=False),
+    Column("removed_at", Time),
     Column("history_seq", Integer, nullable=False),
     Column("image_type", Text, nullable=False),
     Column("type_rank", SmallInteger, nullable=False),
     Column("sort_text", Key, nullable=False),
     Column("display_name", Text, nullable=False),
     Column("version", Text),
-    Column("cycle", Integer),
-    Column("cycle_build", Integer),
-    Column("build", Integer),
-    Column("extra", Text),
-    Column("architecture", Text),
-    _at("tag_date"),
+    *_columns(Integer, "cycle", "cycle_build", "build"),
+    *_columns(Text, "extra", "architecture"),
+    Column("tag_date", Time),
     Index("ix_tags_digest", "digest"),
 )
 
 tag_history = Table(
     "tag_history",
     metadata,
-    Column("registry", Key, primary_key=True),
-    Column("repository", Key, primary_key=True),
-    Column("tag", Key, primary_key=True),
+    *_key("registry", "repository", "tag"),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("digest", Key),
-    _at("valid_from", nullable=False),
-    _at("valid_until"),
+    Column("valid_from", Time, nullable=False),
+    Column("valid_until", Time),
     Index("ix_tag_history_tag_from", "tag", "valid_from"),
     Index("ix_tag_history_digest_from", "digest", "valid_from"),
 )
@@ -110,16 +118,12 @@ tag_history = Table(
 nodes = Table(
     "nodes",
     metadata,
-    Column("node", Key, primary_key=True),
-    _at("first_seen_at", nullable=False),
-    Column("labels", JSONB, nullable=False),
-    Column("taints", JSONB, nullable=False),
+    *_key("node"),
+    Column("first_seen_at", Time, nullable=False),
+    *_columns(JSONB, "labels", "taints", nullable=False),
     Column("eligible", Boolean, nullable=False),
     Column("comment", Text),
-    _at("seen_at"),
-    _at("gone_at"),
-    _at("last_inventory_at"),
-    _at("last_complete_at"),
+    *_columns(Time, "seen_at", "gone_at", "last_inventory_at", "last_complete_at"),
     Column("truncated", Boolean),
     Column("image_count", Integer),
     postgresql_with={"fillfactor": 70},
@@ -128,24 +132,23 @@ nodes = Table(
 node_images = Table(
     "node_images",
     metadata,
-    Column("node", Key, primary_key=True),
-    Column("digest", Key, primary_key=True),
+    *_key("node", "digest"),
     Column("present", Boolean),
-    _at("observed_at"),
+    Column("observed_at", Time),
     Column("source", Key),
     Column("size_bytes", BigInteger),
-    _at("present_since"),
+    Column("present_since", Time),
     Column("prepull_state", Key),
-    Column("prepull_requests", Integer, nullable=False),
-    Column("prepull_failures", Integer, nullable=False),
-    Column("prepull_failures_total", Integer, nullable=False),
-    _at("prepull_requested_at"),
-    _at("prepull_deadline"),
-    _at("prepull_finished_at"),
+    *_columns(
+        Integer,
+        "prepull_requests",
+        "prepull_failures",
+        "prepull_failures_total",
+        nullable=False,
+    ),
+    *_columns(Time, "prepull_requested_at", "prepull_deadline", "prepull_finished_at"),
     Column("prepull_reason", Text),
-    Column("registry", Key),
-    Column("repository", Key),
-    Column("tag", Key),
+    *_columns(Key, "registry", "repository", "tag"),
     Index("ix_node_images_digest_node", "digest", "node"),
     Index(
         "ix_node_images_pending",
@@ -159,7 +162,7 @@ node_images = Table(
 image_presence = Table(
     "image_presence",
     metadata,
-    Column("digest", Key, primary_key=True),
+    *_key("digest"),
     Column("eligible_nodes", Integer, nullable=False),
     postgresql_with={"fillfactor": 50},
 )
@@ -167,17 +170,12 @@ image_presence = Table(
 refreshes = Table(
     "refreshes",
     metadata,
-    Column("refresh_id", Key, primary_key=True),
-    Column("registry", Key, nullable=False),
-    Column("repository", Key, nullable=False),
-    Column("status", Key, nullable=False),
-    _at("started_at", nullable=False),
-    _at("finished_at"),
+    *_key("refresh_id"),
+    *_columns(Key, "registry", "repository", "status", nullable=False),
+    Column("started_at", Time, nullable=False),
+    Column("finished_at", Time),
     Column("tags_total", Integer),
-    Column("discovered", Integer, nullable=False),
-    Column("resolved", Integer, nullable=False),
-    Column("moved", Integer, nullable=False),
-    Column("removed", Integer, nullable=False),
+    *_columns(Integer, "discovered", "resolved", "moved", "removed", nullable=False),
     Column("requests", JSONB, nullable=False),
     Column("retries", Integer, nullable=False),
     Column("bytes_received", BigInteger, nullable=False),
@@ -191,27 +189,19 @@ refreshes = Table(
 policies = Table(
     "policies",
     metadata,
-    Column("registry", Key, primary_key=True),
-    Column("repository", Key, primary_key=True),
-    _at("configured_at", nullable=False),
+    *_key("registry", "repository"),
+    Column("configured_at", Time, nullable=False),
     Column("recommended_tag", Text, nullable=False),
-    Column("num_releases", Integer, nullable=False),
-    Column("num_weeklies", Integer, nullable=False),
-    Column("num_dailies", Integer, nullable=False),
+    *_columns(Integer, "num_releases", "num_weeklies", "num_dailies", nullable=False),
     Column("cycle", Integer),
-    Column("pin", ARRAY(Text), nullable=False),
-    Column("alias_tags", ARRAY(Text), nullable=False),
-    Column("dropdown", JSONB, nullable=False),
-    Column("node_selector", JSONB, nullable=False),
-    Column("tolerations", JSONB, nullable=False),
+    *_columns(ARRAY(Text), "pin", "alias_tags", nullable=False),
+    *_columns(JSONB, "dropdown", "node_selector", "tolerations", nullable=False),
 )
 
 images = Table(
     "images",
     metadata,
-    Column("registry", Key, primary_key=True),
-    Column("repository", Key, primary_key=True),
-    Column("tag", Key, primary_key=True),
+    *_key("registry", "repository", "tag"),
     Column("digest", Key),
     Column("image_type", Text, nullable=False),
     Column("type_rank", SmallInteger, nullable=False),
@@ -228,14 +218,10 @@ images = Table(
 prepull_targets = Table(
     "prepull_targets",
     metadata,
-    Column("registry", Key, primary_key=True),
-    Column("repository", Key, primary_key=True),
-    Column("tag", Key, primary_key=True),
+    *_key("registry", "repository", "tag"),
     Column("digest", Key),
     Column("position", Integer, nullable=False),
-    Column("reference", Text, nullable=False),
-    Column("display_name", Text, nullable=False),
-    Column("image_type", Text, nullable=False),
+    *_columns(Text, "reference", "display_name", "image_type", nullable=False),
     Column("size_bytes", BigInteger),
     Column("pull", Boolean, nullable=False),
 )
@@ -243,14 +229,11 @@ prepull_targets = Table(
 menu_entries = Table(
     "menu_entries",
     metadata,
-    Column("registry", Key, primary_key=True),
-    Column("repository", Key, primary_key=True),
-    Column("section", Key, primary_key=True),
+    *_key("registry", "repository", "section"),
     Column("position", Integer, primary_key=True, autoincrement=False),
     Column("tag", Key, nullable=False),
     Column("digest", Key),
-    Column("reference", Text, nullable=False),
-    Column("display_name", Text, nullable=False),
+    *_columns(Text, "reference", "display_name", nullable=False),
     Column("requires_prepulled", Boolean, nullable=False),
 )
 
@@ -260,10 +243,9 @@ outbox = Table(
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("message_id", Key, nullable=False, unique=True),
     Column("routing_key", Key, nullable=False),
-    Column("body", JSONB, nullable=False),
-    Column("headers", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    _at("published_at"),
+    *_columns(JSONB, "body", "headers", nullable=False),
+    _stamp("created_at"),
+    Column("published_at", Time),
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
 )
 

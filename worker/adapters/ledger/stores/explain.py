@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
-from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
 from worker.adapters.ledger.stores.history import decode_event
 from worker.domain.explain import ExplainInput, ImageQuery, attempt_of
@@ -132,7 +132,7 @@ class ExplainStore:
     async def node(self, name: str) -> NodeRow | None:
         """The node's projection row, or None for a node never seen."""
         async with self._db("read ledger.nodes") as db:
-            rows: list[NodeRow] = await fetch_rows(db, CODECS[NodeRow], "WHERE x.node = $1", name)
+            rows: list[NodeRow] = await fetch_keyed(db, CODECS[NodeRow], [name])
         return rows[0] if rows else None
 
     async def gather(
@@ -143,13 +143,11 @@ class ExplainStore:
         digest = image.digest or ""
         async with self._db("read the prepull state") as db:
             targets = await db.fetch(_TARGETS, *repo, image.tag, image.digest)
-            policies: list[PolicyRow] = await fetch_rows(
-                db, CODECS[PolicyRow], "WHERE x.registry = $1 AND x.repository = $2", *repo
-            )
+            policies: list[PolicyRow] = await fetch_keyed(db, CODECS[PolicyRow], [repo])
             newer = await db.fetch(_NEWER, *repo, image.tag)
-            nodes: list[NodeRow] = await fetch_rows(db, CODECS[NodeRow], "WHERE x.node = $1", node)
-            pairs: list[NodeImageRow] = await fetch_rows(
-                db, CODECS[NodeImageRow], "WHERE x.node = $1 AND x.digest = $2", node, digest
+            nodes: list[NodeRow] = await fetch_keyed(db, CODECS[NodeRow], [node])
+            pairs: list[NodeImageRow] = await fetch_keyed(
+                db, CODECS[NodeImageRow], [(node, digest)]
             )
             in_flight = await db.fetch(_IN_FLIGHT, node, digest)
             total = await db.fetchval(_IN_FLIGHT_TOTAL)

@@ -19,12 +19,11 @@ from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.derived import images_states, log_head
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.outbox import write_outbox
-from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
-from worker.domain.ledger import NodeRow
 from worker.domain.messages import Outgoing
 from worker.domain.node_observation import KnownNode
 from worker.domain.prepull import (
@@ -38,6 +37,7 @@ from worker.domain.prepull import (
     pull_order,
     request_window,
 )
+from worker.domain.projection import NodeRow
 
 __all__ = ["LedgerStatus", "WorkStore", "WorkUnit"]
 
@@ -111,9 +111,7 @@ class WorkUnit:
         """What the projections know of these nodes (absent: never seen)."""
         wanted = sorted(set(names))
         async with translate_errors("read nodes"):
-            rows: list[NodeRow] = await fetch_rows(
-                self._tx.driver, CODECS[NodeRow], "WHERE x.node = ANY($1::text[])", wanted
-            )
+            rows: list[NodeRow] = await fetch_keyed(self._tx.driver, CODECS[NodeRow], wanted)
             records = await self._tx.driver.fetch(_PRESENCE, wanted)
         presence: dict[str, dict[str, Presence]] = {}
         for r in records:

@@ -25,7 +25,7 @@ from worker.adapters.ledger.derived import (
 )
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.outbox import write_outbox
-from worker.adapters.ledger.projections import fetch_rows
+from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
 from worker.converter import converter
 from worker.domain.changes import ChangeRule, ImagesState
@@ -141,13 +141,8 @@ class LedgerRefreshStore:
 async def _policy_changed(tx: LedgerTransaction, policy: PolicyConfigured) -> bool:
     """Whether ``policy`` differs from the one in force for its repository."""
     async with translate_errors("read the policy in force"):
-        rows: list[PolicyRow] = await fetch_rows(
-            tx.driver,
-            CODECS[PolicyRow],
-            "WHERE x.registry = $1 AND x.repository = $2",
-            policy.registry,
-            policy.repository,
-        )
+        key = (policy.registry, policy.repository)
+        rows: list[PolicyRow] = await fetch_keyed(tx.driver, CODECS[PolicyRow], [key])
     if not rows:
         return True
     now = (rows[0].prepull, rows[0].dropdown, dict(rows[0].node_selector), rows[0].tolerations)

@@ -7,12 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import converter as wire
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.eventlog import log_head
 from worker.domain.images import Repository, TagEntry
 from worker.domain.spawner import LedgerState
 
 __all__ = ["SpawnerStore"]
 
-_POSITION = text("SELECT coalesce(max(position), 0) FROM ledger.events")
 _TAGS = text(
     "SELECT tag, digest FROM dashboard.tags WHERE registry = :registry"
     " AND repository = :repository ORDER BY tag"
@@ -33,7 +33,7 @@ class SpawnerStore:
     async def position(self) -> int:
         """The position of the log's last event (0 for an empty log)."""
         async with translate_errors("read the event log"), self._engine.connect() as conn:
-            return int((await conn.execute(_POSITION)).scalar_one())
+            return await log_head(conn)
 
     async def state(self, repository: Repository) -> LedgerState:
         """Tags and nodes read in one repeatable-read snapshot, with the log position it
@@ -42,7 +42,7 @@ class SpawnerStore:
         async with translate_errors("read the dashboard views"), self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
-                position = int((await conn.execute(_POSITION)).scalar_one())
+                position = await log_head(conn)
                 tags = (await conn.execute(_TAGS, where)).all()
                 nodes = (await conn.execute(_NODES)).all()
                 present = (await conn.execute(_PRESENT)).all()

@@ -1,0 +1,1 @@
+"""Tests of ``worker/adapters/ledger/``, one module per module."""

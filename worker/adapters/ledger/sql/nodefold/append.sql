@@ -1,0 +1,19 @@
+-- One statement that appends events and folds the node and prepull events among them:
+-- the append's CTEs (ending in appended, an INSERT INTO ledger.events returning at least
+-- position, type, data, occurred_at), the fold of nodes and node images, their writes,
+-- and image_presence moved by what the new events change. All sub-statements see the
+-- rows as they were before the statement: "before" is the tables, "after" the new_* CTEs.
+WITH {{append}},
+{{events}},
+{{nodes}},
+{{node_images}},
+{{presence}},
+{{write_nodes}},
+{{write_node_images}},
+moved_presence AS (
+    INSERT INTO ledger.image_presence ({{presence_columns}})
+    SELECT digest, change FROM delta WHERE change <> 0
+    ON CONFLICT (digest) DO UPDATE
+        SET eligible_nodes = ledger.image_presence.eligible_nodes + EXCLUDED.eligible_nodes
+)
+SELECT {{result}} FROM appended
