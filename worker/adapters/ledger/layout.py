@@ -18,6 +18,7 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.types import TypeEngine
 
 from worker.adapters.ledger.statements import Sql, identifier, join
+from worker.domain.errors import ImageLedgerError
 
 __all__ = [
     "LayoutError",
@@ -41,7 +42,7 @@ __all__ = [
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-class LayoutError(Exception):
+class LayoutError(ImageLedgerError):
     """A row class or a statement disagrees with its table object (found at import)."""
 
 

@@ -39,6 +39,8 @@ from attrs import frozen
 from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
+from worker.domain.errors import ImageLedgerError
+
 __all__ = [
     "SQL_FOLDER",
     "Sql",
@@ -63,7 +65,7 @@ _POSITIONAL = re.compile(r"\$\d")
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
-class SqlError(Exception):
+class SqlError(ImageLedgerError):
     """A ``.sql`` file is missing or malformed, or a composition does not fit its template.
 
     A programming error, found when a module is imported or a statement first built.
