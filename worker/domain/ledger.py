@@ -337,7 +337,8 @@ def _prepull_failed(s: _Scratch, e: PrepullFailed) -> None:
         s,
         e.node,
         e.digest,
-        prepull_state="failed",
+        # A failure reported for a parked pair (a late pod) leaves it parked.
+        prepull_state="parked" if row.prepull_state == "parked" else "failed",
         prepull_failures=row.prepull_failures + 1,
         prepull_failures_total=row.prepull_failures_total + 1,
         prepull_finished_at=e.occurred_at,

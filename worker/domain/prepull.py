@@ -99,6 +99,8 @@ class PairState:
     registry: str | None = None
     repository: str | None = None
     tag: str | None = None
+    reason: str | None = None
+    """The last failure's (or unpark's) reason."""
 
     @property
     def in_flight(self) -> bool:
@@ -251,7 +253,8 @@ def _parks(
             digest=pair.digest,
             node=pair.node,
             failures=pair.failures,
-            reason=f"{pair.failures} consecutive failures",
+            reason=f"{pair.failures} consecutive failures"
+            + (f", the last: {pair.reason}" if pair.reason else ""),
             occurred_at=now,
         )
         facts.append(Fact(event, f"prepull.parked:{pair.node}:{pair.digest}:{pair.requests}"))

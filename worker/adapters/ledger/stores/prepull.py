@@ -48,7 +48,8 @@ _TARGETS = (
 _ELIGIBLE = "SELECT node FROM ledger.nodes WHERE eligible AND gone_at IS NULL ORDER BY node"
 _ACTIVE = (
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
-    " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag"
+    " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag,"
+    " prepull_reason"
     " FROM ledger.node_images"
     " WHERE prepull_state = 'requested' OR (prepull_state = 'failed' AND digest = ANY($1::text[]))"
 )
@@ -82,7 +83,7 @@ missing AS (
 )
 SELECT m.node, m.digest, false, ni.prepull_state, coalesce(ni.prepull_requests, 0),
        coalesce(ni.prepull_failures, 0), ni.prepull_deadline, ni.prepull_finished_at,
-       ni.registry, ni.repository, ni.tag
+       ni.registry, ni.repository, ni.tag, ni.prepull_reason
 FROM missing m
 LEFT JOIN ledger.node_images ni ON ni.node = m.node AND ni.digest = m.digest
 WHERE m.k <= m.room
@@ -95,7 +96,8 @@ _PRESENCE = (
 )
 _PARKED = (
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
-    " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag"
+    " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag,"
+    " prepull_reason"
     " FROM ledger.node_images WHERE node = ANY($1::text[]) AND prepull_state = 'parked'"
 )
 _TYPES = "SELECT type, count(*) FROM ledger.events WHERE position = ANY($1::bigint[]) GROUP BY type"

@@ -66,17 +66,22 @@ presence AS (
 pp_r AS (
     SELECT pp.*,
         max(pp.position) FILTER (WHERE pp.type IN ('prepull.succeeded', 'prepull.unparked'))
-            OVER (PARTITION BY pp.node, pp.digest) AS reset_pos
+            OVER (PARTITION BY pp.node, pp.digest) AS reset_pos,
+        max(pp.position) FILTER (WHERE pp.type IN
+            ('prepull.succeeded', 'prepull.unparked', 'prepull.requested'))
+            OVER (PARTITION BY pp.node, pp.digest) AS park_reset
     FROM pp
 ),
 pp_w AS (
-    SELECT pp.node, pp.digest, pp.position, pp.reset_pos,
+    SELECT pp.node, pp.digest, pp.position, pp.reset_pos, pp.park_reset,
         max(pp.position) OVER w AS last_position,
         count(*) FILTER (WHERE pp.type = 'prepull.requested') OVER w AS requests,
         count(*) FILTER (WHERE pp.type = 'prepull.failed') OVER w AS failures,
         count(*) FILTER (WHERE pp.type = 'prepull.failed' AND pp.position > pp.reset_pos)
             OVER w AS after_reset,
         last_value(pp.type) OVER w AS last_type,
+        bool_or(pp.type = 'prepull.parked' AND pp.position > coalesce(pp.park_reset, 0))
+            OVER w AS parked_since,
         array_agg(pp.at) FILTER (WHERE pp.type = 'prepull.requested') OVER w AS requested,
         array_agg(pp.data ->> 'deadline') FILTER (WHERE pp.type = 'prepull.requested')
             OVER w AS deadlines,
@@ -97,7 +102,7 @@ pp_w AS (
 ),
 pp_agg AS (
     SELECT w.node, w.digest, w.requests, w.failures, w.after_reset,
-        w.reset_pos, w.last_type,
+        w.reset_pos, w.last_type, w.parked_since, w.park_reset,
         w.requested[array_upper(w.requested, 1)] AS requested_at,
         w.deadlines[array_upper(w.deadlines, 1)] AS deadline,
         w.finished[array_upper(w.finished, 1)] AS finished_at,
@@ -124,6 +129,10 @@ new_images AS (
         CASE
             WHEN a.node IS NULL THEN o.prepull_state
             WHEN a.last_type = 'prepull.unparked' THEN NULL
+            -- a failure reported for a parked pair (a late pod) leaves it parked
+            WHEN a.last_type = 'prepull.failed'
+                AND (a.parked_since OR (a.park_reset IS NULL AND o.prepull_state = 'parked'))
+                THEN 'parked'
             ELSE substr(a.last_type, 9)
         END AS prepull_state,
         coalesce(o.prepull_requests, 0) + coalesce(a.requests, 0)::integer AS prepull_requests,
