@@ -56,7 +56,12 @@ from bench.eventlog_workload import (
 )
 from bench.figures import machine
 from worker.adapters.ledger import EventLog, make_engine, upgrade
-from worker.adapters.ledger.derived import MenuRow, TargetRow, replace_menu, replace_prepull_targets
+from worker.adapters.ledger.derived import (
+    MenuRow,
+    PrepullTargetRow,
+    replace_menu,
+    replace_prepull_targets,
+)
 from worker.adapters.ledger.eventlog import prepare_rows
 from worker.converter import converter
 from worker.domain.events import Event, PrepullRequested, PrepullSucceeded
@@ -207,7 +212,7 @@ async def _derived(url: str, images: int) -> None:
     repository = Repository(REGISTRY, REPOSITORY)
     reference = f"{REGISTRY}/{REPOSITORY}"
     targets = [
-        TargetRow(tag_name(n), digest(n), p, f"{reference}:{tag_name(n)}",
+        PrepullTargetRow(tag_name(n), digest(n), p, f"{reference}:{tag_name(n)}",
                   f"Weekly {tag_name(n)[2:]}", "Weekly", 4 * 10**9, True)
         for p, n in enumerate(reversed(range(images)))
     ]  # fmt: skip

@@ -19,7 +19,7 @@ from worker.adapters.ledger.eventlog import EventLog
 from worker.adapters.ledger.stores.spawner import SpawnerStore
 from worker.domain.events import NodeGone
 from worker.services.evaluate import evaluate
-from worker.services.spawner import SpawnerViews
+from worker.services.spawner import SpawnerCatalog
 
 T1 = datetime(2077, 11, 2, tzinfo=UTC)
 CASES = [
@@ -113,7 +113,7 @@ async def test_the_view_is_rebuilt_only_when_the_log_grows(
     config = spawner_config("standard", registry.host)
     assert (await refresh(config, database_url)).succeeded
     await fixture.report_nodes(event_log, config, "standard")
-    views = SpawnerViews(SpawnerStore(engine), config)
+    views = SpawnerCatalog(SpawnerStore(engine), config)
 
     first = await views.current()
     assert await views.current() is first

@@ -12,7 +12,7 @@ from tests.support import conformance as c
 from worker import converter as wire
 from worker.converter import structure
 from worker.domain.images import TagEntry, build_collection, parse_entries
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.policy import DropdownPolicy, filter_dropdown
 from worker.domain.tags import ImageType, parse_tag
 from worker.services.evaluate import evaluate
@@ -20,15 +20,15 @@ from worker.services.evaluate import evaluate
 NOW = datetime(2077, 11, 1, tzinfo=UTC)
 
 
-def spawner_images(view: View) -> Any:
+def spawner_images(view: ImageCatalog) -> Any:
     return wire.spawner_images_json(view.spawner_images())
 
 
-def menu(view: View, policy: DropdownPolicy) -> Any:
+def menu(view: ImageCatalog, policy: DropdownPolicy) -> Any:
     return wire.menu_json(view.menu_images(policy, NOW))
 
 
-def plan(view: View) -> list[tuple[str, str]]:
+def plan(view: ImageCatalog) -> list[tuple[str, str]]:
     return [(r.image.tag, r.node) for r in view.prepull_plan()]
 
 

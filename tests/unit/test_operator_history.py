@@ -14,7 +14,7 @@ from worker.domain.events import (
     PrepullUnparked,
     TagDiscovered,
 )
-from worker.domain.history import NodeChange, TagChange, node_changes, tag_changes
+from worker.domain.history import NodeHistoryEntry, TagChange, node_changes, tag_changes
 from worker.domain.projection import TagInterval
 from worker.domain.unpark import ParkedPair, unpark_facts
 
@@ -79,11 +79,13 @@ def test_node_events_become_appear_and_disappear_rows() -> None:
         NodeGone(node="n", occurred_at=at(30)),
     ]  # fmt: skip
     assert node_changes(events) == [
-        NodeChange(at(0), "seen", None, "node", "not eligible: Node is tainted (NoSchedule, gpu)"),
-        NodeChange(at(10), "appeared", A, "inventory", "truncated list of 50"),
-        NodeChange(at(15), "appeared", B, "prepull", "pod pull-1"),
-        NodeChange(at(20), "disappeared", A, "inventory"),
-        NodeChange(at(30), "gone", None, "node"),
+        NodeHistoryEntry(
+            at(0), "seen", None, "node", "not eligible: Node is tainted (NoSchedule, gpu)"
+        ),
+        NodeHistoryEntry(at(10), "appeared", A, "inventory", "truncated list of 50"),
+        NodeHistoryEntry(at(15), "appeared", B, "prepull", "pod pull-1"),
+        NodeHistoryEntry(at(20), "disappeared", A, "inventory"),
+        NodeHistoryEntry(at(30), "gone", None, "node"),
     ]
     assert node_changes([TagDiscovered(registry="r", repository="p", tag="t", digest=A,
                                        occurred_at=T)]) == []  # fmt: skip

@@ -23,7 +23,7 @@ from worker.domain.images import (
     build_collection,
     parse_entries,
 )
-from worker.domain.menu import PrepullRequest, View, make_view
+from worker.domain.menu import ImageCatalog, PrepullRequest, make_view
 from worker.domain.nodes import Node, Taint, Toleration
 from worker.domain.policy import (
     DropdownPolicy,
@@ -436,7 +436,7 @@ def _plan_facts(plan: Sequence[PrepullRequest]) -> tuple[object, ...]:
     return tuple((_image_facts(r.image), r.node, r.reference) for r in plan)
 
 
-def _view_outputs(view: View, dropdown: DropdownPolicy) -> tuple[object, ...]:
+def _view_outputs(view: ImageCatalog, dropdown: DropdownPolicy) -> tuple[object, ...]:
     return (
         _collection_facts(view.collection),
         _collection_facts(view.prepull_set),

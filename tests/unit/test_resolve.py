@@ -17,14 +17,14 @@ from worker.domain.errors import (
     UnknownImageError,
 )
 from worker.domain.images import Repository, TagEntry
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.nodes import Node, Taint
 from worker.domain.refresh import HeadFailed, HeadFound, HeadMissing, HeadResult
 from worker.domain.spawner import (
     FetchDigest,
     Found,
     ImageClass,
-    LedgerState,
+    LedgerSnapshot,
     lookup_class,
     lookup_reference,
     lookup_tag,
@@ -32,12 +32,12 @@ from worker.domain.spawner import (
     resolved_image,
 )
 from worker.services.resolve import ImageResolver
-from worker.services.spawner import SpawnerViews
+from worker.services.spawner import SpawnerCatalog
 
 REPO = "lighthouse.ceres/library/sketchbook"
 
 
-def standard() -> tuple[Config, View]:
+def standard() -> tuple[Config, ImageCatalog]:
     cfg, result = c.run("standard", "docker", "standard", "prepull-set")
     return cfg, result.view
 
@@ -155,10 +155,10 @@ class MemoryLedger:
     async def position(self) -> int:
         return self.events
 
-    async def state(self, repository: Repository) -> LedgerState:
+    async def state(self, repository: Repository) -> LedgerSnapshot:
         assert repository == self.repository
         entries = tuple(TagEntry(t, d) for t, d in self.tags.items())
-        return LedgerState(self.events, entries, tuple(self.nodes))
+        return LedgerSnapshot(self.events, entries, tuple(self.nodes))
 
 
 @define
@@ -180,12 +180,12 @@ class MemoryRegistry:
         return out
 
 
-def service() -> tuple[MemoryLedger, MemoryRegistry, ImageResolver, SpawnerViews]:
+def service() -> tuple[MemoryLedger, MemoryRegistry, ImageResolver, SpawnerCatalog]:
     cfg = c.config("standard")
     tags = {t: e.digest for t, e in ((e.tag, e) for e in c.entries("docker", cfg))}
     ledger = MemoryLedger(cfg.images.repository, dict(tags), c.nodes("standard"))
     registry = MemoryRegistry({t: d for t, d in tags.items() if d is not None})
-    views = SpawnerViews(ledger, cfg)
+    views = SpawnerCatalog(ledger, cfg)
     return ledger, registry, ImageResolver(views, lambda: registry), views
 
 

@@ -25,7 +25,7 @@ from worker.domain.events import (
 from worker.domain.projection import TagInterval
 
 __all__ = [
-    "NodeChange",
+    "NodeHistoryEntry",
     "TagChange",
     "node_changes",
     "tag_changes",
@@ -90,7 +90,7 @@ def tag_changes(stretches: Iterable[TagInterval]) -> list[TagChange]:
 
 
 @frozen
-class NodeChange:
+class NodeHistoryEntry:
     """One thing that happened on a node: ``appeared`` / ``disappeared`` (a digest),
     ``seen`` (labels, taints or eligibility) or ``gone``; ``source`` says how it was
     learnt and ``detail`` adds what an operator needs (truncated list, pod, reason)."""
@@ -102,11 +102,16 @@ class NodeChange:
     detail: str | None = None
 
 
-def _inventory_changes(e: NodeInventoryObserved) -> list[NodeChange]:
+def _inventory_changes(e: NodeInventoryObserved) -> list[NodeHistoryEntry]:
     detail = f"truncated list of {e.image_count}" if e.truncated else None
-    out = [NodeChange(e.occurred_at, "appeared", i.digest, "inventory", detail) for i in e.appeared]
+    out = [
+        NodeHistoryEntry(e.occurred_at, "appeared", i.digest, "inventory", detail)
+        for i in e.appeared
+    ]
     if not e.truncated:
-        out.extend(NodeChange(e.occurred_at, "disappeared", d, "inventory") for d in e.disappeared)
+        out.extend(
+            NodeHistoryEntry(e.occurred_at, "disappeared", d, "inventory") for d in e.disappeared
+        )
     return out
 
 
@@ -116,24 +121,26 @@ def _seen_detail(e: NodeSeen) -> str:
     return f"not eligible: {e.comment}" if e.comment else "not eligible"
 
 
-def node_changes(events: Iterable[Event]) -> list[NodeChange]:
+def node_changes(events: Iterable[Event]) -> list[NodeHistoryEntry]:
     """A node's history from its events (given in log order), sorted by observation time.
 
     Disappearances reported by a truncated kubelet list are left out: such a list proves
     presence only (difference 10), and the ledger ignores them too.
     """
-    changes: list[NodeChange] = []
+    changes: list[NodeHistoryEntry] = []
     for event in events:
         if isinstance(event, NodeInventoryObserved):
             changes.extend(_inventory_changes(event))
         elif isinstance(event, PrepullSucceeded):
             detail = f"pod {event.pod}" if event.pod else None
             changes.append(
-                NodeChange(event.occurred_at, "appeared", event.digest, "prepull", detail)
+                NodeHistoryEntry(event.occurred_at, "appeared", event.digest, "prepull", detail)
             )
         elif isinstance(event, NodeSeen):
-            changes.append(NodeChange(event.occurred_at, "seen", None, "node", _seen_detail(event)))
+            changes.append(
+                NodeHistoryEntry(event.occurred_at, "seen", None, "node", _seen_detail(event))
+            )
         elif isinstance(event, NodeGone):
-            changes.append(NodeChange(event.occurred_at, "gone", None, "node"))
+            changes.append(NodeHistoryEntry(event.occurred_at, "gone", None, "node"))
     changes.sort(key=lambda c: c.at)
     return changes

@@ -13,6 +13,7 @@ from worker.domain.policy import DropdownPolicy, PrepullPolicy, filter_dropdown
 from worker.domain.tags import ImageType
 
 __all__ = [
+    "ImageCatalog",
     "MenuEntry",
     "MenuImages",
     "NodeImage",
@@ -21,7 +22,6 @@ __all__ = [
     "PrepullerImages",
     "SpawnerImage",
     "SpawnerImages",
-    "View",
     "make_view",
 ]
 
@@ -106,7 +106,7 @@ class PrepullRequest:
 
 
 @frozen
-class View:
+class ImageCatalog:
     """Everything derived from a collection, a policy and the nodes at one moment."""
 
     repository: Repository
@@ -264,7 +264,7 @@ def make_view(
     nodes: Sequence[Node],
     node_selector: Mapping[str, str],
     tolerations: Sequence[Toleration],
-) -> View:
+) -> ImageCatalog:
     """Select nodes, decide eligibility, and index which nodes hold each digest."""
     selected = tuple(
         sorted(
@@ -278,7 +278,7 @@ def make_view(
         statuses[node.name] = (verdict.eligible, verdict.comment)
         for digest in node.digests:
             holders.setdefault(digest, set()).add(node.name)
-    return View(
+    return ImageCatalog(
         repository=repository,
         collection=collection,
         prepull_set=collection.subset(frozenset(prepull_tags)),

@@ -8,7 +8,7 @@ from attrs import evolve, frozen
 
 from worker.domain.errors import InvalidDockerReferenceError, UnknownImageError
 from worker.domain.images import Image, TagEntry
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.nodes import Node
 from worker.domain.references import DockerReference, InvalidReferenceError
 from worker.domain.tags import ImageType
@@ -17,7 +17,7 @@ __all__ = [
     "FetchDigest",
     "Found",
     "ImageClass",
-    "LedgerState",
+    "LedgerSnapshot",
     "ResolvedImage",
     "lookup_class",
     "lookup_reference",
@@ -28,7 +28,7 @@ __all__ = [
 
 
 @frozen
-class LedgerState:
+class LedgerSnapshot:
     """What the views hold at one log position: current tags (with their last known
     digests) of the configured repository, and the current nodes with what they hold."""
 
@@ -106,7 +106,7 @@ def _found(image: Image, not_found: str) -> Lookup:
     return Found(image) if image.digest is not None else FetchDigest(image.tag, not_found)
 
 
-def lookup_tag(view: View, tag: str) -> Lookup:
+def lookup_tag(view: ImageCatalog, tag: str) -> Lookup:
     """A tag of the repository's tag list; its digest is fetched fresh (reference 4.7)."""
     not_found = f'Docker tag "{tag}" not found'
     if tag not in view.collection:
@@ -114,7 +114,7 @@ def lookup_tag(view: View, tag: str) -> Lookup:
     return FetchDigest(tag, not_found)
 
 
-def lookup_reference(view: View, reference: DockerReference, text: str) -> Lookup:
+def lookup_reference(view: ImageCatalog, reference: DockerReference, text: str) -> Lookup:
     """A reference as the reference's Docker source resolves it (reference 4.7).
 
     Registry and repository must be the source's. A digest of the prepull set names its
@@ -142,7 +142,7 @@ def lookup_reference(view: View, reference: DockerReference, text: str) -> Looku
     return Found(evolve(image, digest=reference.digest))
 
 
-def lookup_class(view: View, image_class: ImageClass) -> Lookup:
+def lookup_class(view: ImageCatalog, image_class: ImageClass) -> Lookup:
     """The prepull set's recommended image, or its newest release, weekly or daily."""
     if image_class is ImageClass.RECOMMENDED:
         image = view.prepull_set.image_for_tag(view.policy.recommended_tag)
@@ -154,7 +154,7 @@ def lookup_class(view: View, image_class: ImageClass) -> Lookup:
     return _found(image, not_found)
 
 
-def resolved_image(view: View, image: Image) -> ResolvedImage:
+def resolved_image(view: ImageCatalog, image: Image) -> ResolvedImage:
     """The resolved shape of an image of ``view`` whose digest is known."""
     if image.digest is None:
         raise ValueError(f"image {image.tag} has no digest")

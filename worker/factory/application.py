@@ -40,7 +40,7 @@ from worker.config import Config, ConfigError, DockerSource
 from worker.converter import load_config
 from worker.services.refresh import RefreshReport, configured_policy, refresh
 from worker.services.resolve import ImageResolver
-from worker.services.spawner import SpawnerViews
+from worker.services.spawner import SpawnerCatalog
 
 __all__ = [
     "CONFIG_ENV",
@@ -140,7 +140,7 @@ class Application:
     session: aiohttp.ClientSession
     registry: RegistryClient
     log: EventLog
-    views: SpawnerViews
+    views: SpawnerCatalog
     """The spawner's domain view of the ledger, cached per log position."""
     resolver: ImageResolver
     """Tags, references and image classes to images (fresh HEADs through ``registry``)."""
@@ -182,7 +182,7 @@ async def application(config: Config, url: str | None = None) -> AsyncIterator[A
             credentials=_credentials(config),
             ca_bundle=ca_bundle,
         )
-        views = SpawnerViews(SpawnerStore(engine), config)
+        views = SpawnerCatalog(SpawnerStore(engine), config)
         repository = config.images.repository
         resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))
         yield Application(config, engine, session, client, EventLog(engine), views, resolver)

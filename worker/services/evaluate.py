@@ -9,7 +9,7 @@ from attrs import evolve, frozen
 
 from worker.config import Config, DockerSource
 from worker.domain.images import TagEntry, build_collection, parse_entries
-from worker.domain.menu import View, make_view
+from worker.domain.menu import ImageCatalog, make_view
 from worker.domain.nodes import Node
 from worker.domain.policy import prepull_candidates
 
@@ -22,7 +22,7 @@ DigestKnowledge = Literal["all", "prepull-set"]
 class Evaluation:
     """The view plus the prepull candidates it was built from."""
 
-    view: View
+    view: ImageCatalog
     candidates: tuple[str, ...]
 
 

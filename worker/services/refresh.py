@@ -15,7 +15,7 @@ from worker.domain.changes import ChangeRule, ImagesState, images_changed
 from worker.domain.errors import SourceUnavailableError
 from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository, TagEntry
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.messages import Outgoing
 from worker.domain.refresh import (
     HeadFound,
@@ -65,7 +65,7 @@ class RefreshLedger(Protocol):
         *,
         key_prefix: str,
         causation: str,
-        view: View | None = None,
+        view: ImageCatalog | None = None,
         now: datetime | None = None,
         changed: bool = True,
         announce: ChangeRule | None = None,
@@ -97,12 +97,12 @@ class RefreshReport:
         return isinstance(self.summary, RefreshCompleted)
 
 
-def current_view(
+def current_catalog(
     config: Config,
     known: Mapping[str, str | None],
     current: Sequence[str],
     heads: Mapping[str, HeadResult],
-) -> View:
+) -> ImageCatalog:
     """The collection and prepull set after this refresh (nodes come from the views)."""
     entries = []
     for tag in dict.fromkeys(current):
@@ -172,7 +172,7 @@ async def refresh(
             cost=source.cost(),
         )
         finished = outcome.events[-1].occurred_at
-        view = current_view(config, known, outcome.current, heads)
+        view = current_catalog(config, known, outcome.current, heads)
         appended = await ledger.record(
             outcome.events,
             key_prefix=refresh_id,

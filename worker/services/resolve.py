@@ -12,7 +12,7 @@ from worker.domain.errors import (
     RegistryUnavailableError,
     UnknownImageError,
 )
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.refresh import HeadFound, HeadMissing, HeadResult
 from worker.domain.spawner import (
     FetchDigest,
@@ -26,7 +26,7 @@ from worker.domain.spawner import (
     parse_reference,
     resolved_image,
 )
-from worker.services.spawner import CurrentView, SpawnerViews
+from worker.services.spawner import CatalogAt, SpawnerCatalog
 
 __all__ = ["DigestSource", "ImageName", "ImageResolver"]
 
@@ -54,7 +54,7 @@ class ImageResolver:
     looked up in the ledger.
     """
 
-    def __init__(self, views: SpawnerViews, digests: Callable[[], DigestSource]) -> None:
+    def __init__(self, views: SpawnerCatalog, digests: Callable[[], DigestSource]) -> None:
         self._views = views
         self._digests = digests
 
@@ -84,7 +84,7 @@ class ImageResolver:
         """The prepull set's recommended image, or its newest of a type."""
         return await self._resolve(lambda view: lookup_class(view, image_class))
 
-    async def _resolve(self, lookup: Callable[[View], Lookup]) -> ResolvedImage:
+    async def _resolve(self, lookup: Callable[[ImageCatalog], Lookup]) -> ResolvedImage:
         current = await self._views.current()
         found = lookup(current.view)
         if isinstance(found, FetchDigest):
@@ -94,7 +94,7 @@ class ImageResolver:
         assert image.digest is not None
         return self._result(current, image.tag, image.digest)
 
-    async def _head(self, current: CurrentView, wanted: FetchDigest) -> str:
+    async def _head(self, current: CatalogAt, wanted: FetchDigest) -> str:
         repository = current.view.repository
         result = (await self._digests().resolve([wanted.tag]))[wanted.tag]
         if isinstance(result, HeadFound):
@@ -112,7 +112,7 @@ class ImageResolver:
             f"cannot fetch the digest of {repository.reference(wanted.tag)}: {result.reason}"
         )
 
-    def _result(self, current: CurrentView, tag: str, digest: str) -> ResolvedImage:
+    def _result(self, current: CatalogAt, tag: str, digest: str) -> ResolvedImage:
         """The resolved image; when its digest is not the ledger's (the tag moved since the
         last refresh, or a reference gave another), aliases and names follow the new digest."""
         view = current.view

@@ -25,14 +25,14 @@ from worker.adapters.ledger.layout import check_fields, names, qualified
 from worker.adapters.ledger.statements import Sql, Statement, compose, statement
 from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import ImageCollection, Repository
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.messages import TaggedImage
 from worker.domain.policy import DropdownPolicy
 
 __all__ = [
     "ImageRow",
     "MenuRow",
-    "TargetRow",
+    "PrepullTargetRow",
     "image_rows",
     "images_states",
     "log_head",
@@ -62,7 +62,7 @@ class ImageRow:
 
 
 @frozen
-class TargetRow:
+class PrepullTargetRow:
     """One image of the prepull set (``ledger.prepull_targets``); ``pull`` marks the one
     image per digest that prepull pods pull."""
 
@@ -112,11 +112,11 @@ def image_rows(collection: ImageCollection) -> list[ImageRow]:
     return rows
 
 
-def target_rows(view: View) -> list[TargetRow]:
+def target_rows(view: ImageCatalog) -> list[PrepullTargetRow]:
     """The prepull set as status lists it, with the images to pull marked."""
     pulled = {i.tag for i in view.prepull_set.digests().values()}
     return [
-        TargetRow(
+        PrepullTargetRow(
             tag=image.tag,
             digest=image.digest,
             position=position,
@@ -130,8 +130,8 @@ def target_rows(view: View) -> list[TargetRow]:
     ]
 
 
-def menu_rows(view: View, dropdown: DropdownPolicy, now: datetime) -> list[MenuRow]:
-    """The radio candidates (``View.radio_candidates``) and the dropdown."""
+def menu_rows(view: ImageCatalog, dropdown: DropdownPolicy, now: datetime) -> list[MenuRow]:
+    """The radio candidates (``ImageCatalog.radio_candidates``) and the dropdown."""
     rows = [
         MenuRow("radio", n, i.tag, i.digest, view.menu_entry(i).reference, i.display_name, needs)
         for n, (i, needs) in enumerate(view.radio_candidates())
@@ -146,7 +146,7 @@ def menu_rows(view: View, dropdown: DropdownPolicy, now: datetime) -> list[MenuR
 
 _TABLES: dict[type[Any], Table] = {
     ImageRow: schema.images,
-    TargetRow: schema.prepull_targets,
+    PrepullTargetRow: schema.prepull_targets,
     MenuRow: schema.menu_entries,
 }
 for _cls, _table in _TABLES.items():
@@ -195,7 +195,7 @@ async def replace_images(
 
 
 async def replace_prepull_targets(
-    tx: LedgerTransaction, repository: Repository, rows: Sequence[TargetRow]
+    tx: LedgerTransaction, repository: Repository, rows: Sequence[PrepullTargetRow]
 ) -> None:
     """Replace the repository's rows of ``ledger.prepull_targets``."""
     await _replace(tx, schema.prepull_targets, repository, rows)

@@ -31,7 +31,7 @@ from worker.converter import converter
 from worker.domain.changes import ChangeRule, ImagesState
 from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository
-from worker.domain.menu import View
+from worker.domain.menu import ImageCatalog
 from worker.domain.policy import DropdownPolicy
 from worker.domain.projection import PolicyRow
 
@@ -101,7 +101,7 @@ class LedgerRefreshStore:
         *,
         key_prefix: str,
         causation: str,
-        view: View | None = None,
+        view: ImageCatalog | None = None,
         now: datetime | None = None,
         changed: bool = True,
         announce: ChangeRule | None = None,
@@ -131,7 +131,7 @@ class LedgerRefreshStore:
                     await _announce(tx, before, await _state(tx, view.repository), announce)
         return result.appended
 
-    async def _replace(self, tx: LedgerTransaction, view: View, now: datetime) -> None:
+    async def _replace(self, tx: LedgerTransaction, view: ImageCatalog, now: datetime) -> None:
         repository = view.repository
         await replace_images(tx, repository, image_rows(view.collection))
         await replace_prepull_targets(tx, repository, target_rows(view))

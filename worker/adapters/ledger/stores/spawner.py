@@ -9,7 +9,7 @@ from worker import converter as wire
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.eventlog import log_head
 from worker.domain.images import Repository, TagEntry
-from worker.domain.spawner import LedgerState
+from worker.domain.spawner import LedgerSnapshot
 
 __all__ = ["SpawnerStore"]
 
@@ -35,7 +35,7 @@ class SpawnerStore:
         async with translate_errors("read the event log"), self._engine.connect() as conn:
             return await log_head(conn)
 
-    async def state(self, repository: Repository) -> LedgerState:
+    async def state(self, repository: Repository) -> LedgerSnapshot:
         """Tags and nodes read in one repeatable-read snapshot, with the log position it
         reflects (appends commit in position order, so nothing below it is missing)."""
         where = {"registry": repository.registry, "repository": repository.repository}
@@ -49,7 +49,7 @@ class SpawnerStore:
         held: dict[str, dict[str, int | None]] = {}
         for row in present:
             held.setdefault(row.node, {})[row.digest] = row.size_bytes
-        return LedgerState(
+        return LedgerSnapshot(
             position=position,
             entries=tuple(TagEntry(row.tag, row.digest) for row in tags),
             nodes=tuple(
