@@ -18,7 +18,8 @@ _LAST_SUCCESS = text(
 
 # Per prepull target: the counts of dashboard.prepull_status, and how long the counted node
 # that has waited longest has lacked it, since the later of the digest's first sighting (else
-# the tag's) and the node's. The age is clamped at 0 (times come from the events).
+# the tag's) and the node's: the earliest-seen node that lacks it (only where one does). The
+# age is clamped at 0 (times come from the events).
 _TARGETS = text(
     """
 WITH counted AS (
@@ -39,16 +40,16 @@ targets AS (
 )
 SELECT
     s.registry, s.repository, s.tag, s.eligible_nodes, s.present_nodes, s.missing_nodes,
-    (
-        SELECT coalesce(
-            max(extract(epoch FROM now() - greatest(x.first_seen_at, c.first_seen_at))), 0
-        )
+    coalesce((
+        SELECT extract(epoch FROM now() - greatest(x.first_seen_at, c.first_seen_at))
         FROM counted c
-        WHERE NOT EXISTS (
+        WHERE s.missing_nodes > 0 AND NOT EXISTS (
             SELECT 1 FROM ledger.node_images ni
             WHERE ni.node = c.node AND ni.digest = x.digest AND ni.present
         )
-    ) AS oldest_missing_age_seconds
+        ORDER BY c.first_seen_at
+        LIMIT 1
+    ), 0) AS oldest_missing_age_seconds
 FROM dashboard.prepull_status s
 JOIN targets x ON x.registry = s.registry AND x.repository = s.repository AND x.tag = s.tag
 ORDER BY s.display_position, s.tag
