@@ -32,8 +32,8 @@ def emit() -> None:
     log = structlog.get_logger("imageledger.test")
     log.debug("not shown at info")
     log.info("refresh completed", registry="reg.test", tags=4, reason='say "hi"', ok=True)
-    logging.getLogger("aiormq.connection").info("a library's info: not shown")
-    logging.getLogger("aiormq.connection").warning("a library warns %s", "loudly")
+    logging.getLogger("some.library").info("a library's info: not shown")
+    logging.getLogger("some.library").warning("a library warns %s", "loudly")
 
 
 def lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -64,7 +64,7 @@ def test_json_is_the_default_off_a_terminal_one_object_per_line(
     }
     assert theirs["event"] == "a library warns loudly"
     assert theirs["level"] == "warning"
-    assert theirs["logger"] == "aiormq.connection"
+    assert theirs["logger"] == "some.library"
 
 
 def test_logfmt_is_key_value_pairs_quoted_where_needed(
