@@ -28,22 +28,24 @@ def start_fields(
     config_path: Path,
     config: Config,
     *,
-    database: str | None,
+    database: str | None = None,
     amqp: str | None = None,
     prefix: str | None = None,
 ) -> dict[str, str]:
-    """The fields of the start line: the configuration file, the source's registry and
-    repository, the database (host, port, name) and, for a command that uses RabbitMQ, its
-    host and virtual host and the name prefix; never a user name or a password. The URLs
-    default as the command's own do (the environment, then the local default)."""
+    """The fields of the start line: the version, the configuration file, the source's
+    registry and repository; for a command that uses a database (``database``: its URL) the
+    database's host, port and name; for one that uses RabbitMQ (``prefix`` given) its host,
+    port and virtual host (``amqp``: the URL, else the environment's, else the local
+    default) and the name prefix. Never a user name or a password."""
     repository = config.images.repository
     fields = {
         "version": version(),
         "config": str(config_path),
         "registry": repository.registry,
         "repository": repository.repository,
-        "database": _database_location(database_url(database)),
     }
+    if database is not None:
+        fields["database"] = _database_location(database_url(database))
     if prefix is not None:
         fields["broker"] = _broker_location(amqp_url(amqp))
         fields["broker_prefix"] = prefix
