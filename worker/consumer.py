@@ -68,8 +68,14 @@ class Worker:
     async def handle_refresh(self, deliveries: list[Delivery]) -> None:
         """One refresh for the batch of requests (keyed by the first message id), then plan."""
         causation = deliveries[0].message_id
-        report = await self._rt.app.refresh_now(causation=causation)
-        self._rt.metrics.refresh_finished(report.summary)
+        try:
+            report = await self._rt.app.refresh_now(causation=causation)
+        except Exception as exc:  # held or retried by the broker; counted as a failure
+            self._rt.metrics.refresh_failed(
+                "database" if isinstance(exc, TransientError) else "internal"
+            )
+            raise
+        self._rt.metrics.refresh_finished(report.summary, report.failure)
         self._rt.metrics.events_appended(_refresh_events(report))
         self._rt.relay.wake()  # images.changed, if the menu or the prepull set changed
         await self.plan()

@@ -166,7 +166,7 @@ async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 def one_error_line(err: str) -> str:
     """The one error line; other stderr lines may only be structured logs (the retries)."""
     assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("timestamp=")]
+    lines = [line for line in err.strip().splitlines() if not line.startswith('{"timestamp": ')]
     assert len(lines) == 1, err
     assert lines[0].startswith("imageledger: error: ")
     return lines[0].removeprefix("imageledger: error: ")

@@ -127,11 +127,9 @@ async def test_prepulls_converge_and_complete_once_per_image(
         # a redelivered pod completion adds nothing
         head = await _count(engine, "SELECT max(position) FROM ledger.events")
         answer_id, body = stand_in.answers[0]
-        consumed = _consumed(runtime, f"{exchange}.pod_completed")
+        consumed = _consumed(runtime, "pod_completed")
         await stand_in.publish(answer_id, body)
-        await wait_until(
-            lambda: _consumed(runtime, f"{exchange}.pod_completed") > consumed, what="redelivery"
-        )
+        await wait_until(lambda: _consumed(runtime, "pod_completed") > consumed, what="redelivery")
         await asyncio.sleep(0.5)  # planning ticks: nothing more to do
         assert await _count(engine, "SELECT max(position) FROM ledger.events") == head
 

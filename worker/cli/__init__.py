@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from worker.cli.common import Group
+from worker.cli.common import CommandError, Group
 from worker.cli.db import migrate_command, rebuild_command
 from worker.cli.deadletters import dead_letters_group
 from worker.cli.evaluate import evaluate_command
@@ -19,6 +19,7 @@ from worker.cli.resolve import resolve_command
 from worker.cli.run import run_command
 from worker.cli.unpark import unpark_command
 from worker.cli.views import menu_command, status_command
+from worker.domain.errors import ImageLedgerError
 from worker.logs import configure_logging
 
 __all__ = ["main", "run"]
@@ -30,7 +31,10 @@ __all__ = ["main", "run"]
 def main(ctx: click.Context, debug: bool) -> None:
     """imageledger: the image ledger of a notebook platform."""
     ctx.obj = {"debug": debug}
-    configure_logging("debug" if debug else "warning")
+    try:
+        configure_logging("debug" if debug else "warning")
+    except ImageLedgerError as exc:
+        raise CommandError(str(exc), exc.exit_code) from exc
     if not debug:  # our one-line error (or the worker's own log) already says it
         logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 

@@ -18,7 +18,7 @@ from worker.cli.common import (
 )
 from worker.config import Config
 from worker.consumer import Worker
-from worker.logs import configure_logging
+from worker.logs import configure_logging, log_start
 from worker.web import serve
 
 __all__ = ["run_command"]
@@ -60,5 +60,8 @@ def run_command(
     SIGTERM (or Ctrl-C) finishes the batches in hand, commits, acknowledges and exits 0.
     """
     configure_logging("info")
-    config = factory.load(config_path)
+    path = factory.config_path(config_path)
+    config = factory.load(path)
+    fields = factory.start_fields(path, config, database=database_url, amqp=amqp_url, prefix=prefix)
+    log_start("run", {**fields, "http": f"{host}:{port}"})
     asyncio.run(_serve(config, amqp_url, prefix, database_url, (host, port), not no_schedule))

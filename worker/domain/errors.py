@@ -123,10 +123,16 @@ class RegistryUnavailableError(ImageLedgerError):
     http_status = 502
     error_code = "registry_error"
     exit_code = EXIT_REGISTRY
+    reason_class: str = "registry"
+    """What kind of failure, for metrics: one of ``figures.REFRESH_FAILURE_REASONS``."""
 
 
 class SourceUnavailableError(RegistryUnavailableError):
     """The registry could not be listed; the last known state stays."""
+
+    def __init__(self, message: str, reason_class: str = "registry") -> None:
+        super().__init__(message)
+        self.reason_class = reason_class
 
 
 class KubeError(ImageLedgerError):

@@ -17,11 +17,13 @@ from worker.factory.application import (
     Runtime,
     application,
     broker_settings,
+    config_path,
     load,
     runtime,
     utcnow,
 )
 from worker.factory.operations import DEFAULT_PREFIX, Operations
+from worker.factory.startup import start_fields, version
 
 __all__ = [
     "CONFIG_ENV",
@@ -37,7 +39,10 @@ __all__ = [
     "Runtime",
     "application",
     "broker_settings",
+    "config_path",
     "load",
     "runtime",
+    "start_fields",
     "utcnow",
+    "version",
 ]

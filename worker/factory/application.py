@@ -19,6 +19,7 @@ from worker.adapters.ledger import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
     EventLog,
+    FiguresStore,
     LedgerError,
     LedgerRefreshStore,
     LedgerStatus,
@@ -169,8 +170,14 @@ class Application:
 
 
 @asynccontextmanager
-async def application(config: Config, url: str | None = None) -> AsyncIterator[Application]:
-    """Build the application graph and close everything it opened."""
+async def application(
+    config: Config,
+    url: str | None = None,
+    *,
+    on_registry_request: Callable[[str, int | None], None] | None = None,
+) -> AsyncIterator[Application]:
+    """Build the application graph and close everything it opened; ``on_registry_request``
+    hears every registry request (refreshes and resolves alike)."""
     source = config.images.source
     insecure = isinstance(source, DockerSource) and source.insecure
     ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
@@ -181,6 +188,7 @@ async def application(config: Config, url: str | None = None) -> AsyncIterator[A
             insecure=insecure,
             credentials=_credentials(config),
             ca_bundle=ca_bundle,
+            on_request=on_registry_request,
         )
         views = SpawnerCatalog(SpawnerStore(engine), config)
         repository = config.images.repository
@@ -211,16 +219,18 @@ class Runtime:
     status: LedgerStatus
     relay: OutboxRelay
     metrics: WorkerMetrics
+    figures: FiguresStore
 
     async def health(self) -> Health:
         """The database (one query) and the broker connection, now."""
         return Health(await self.status.reachable(), self.broker.connected)
 
     async def scrape(self) -> bytes:
-        """The metrics in Prometheus' text format, the gauges read from the database now
-        (when it does not answer, they keep their last values)."""
+        """The metrics in Prometheus' text format, the ledger's gauges read from the database
+        now (when it does not answer, they keep their last values), the consumers held now."""
+        self.metrics.set_consumers(self.broker.consumer_counts())
         try:
-            self.metrics.set_state(await self.relay.backlog(), await self.status.prepull_counts())
+            self.metrics.set_figures(await self.figures.figures(self.app.config.images.repository))
         except LedgerError as exc:
             log.warning("metrics gauges not refreshed", error=str(exc))
         return self.metrics.render()
@@ -232,10 +242,14 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     """Build a worker's graph (nothing connects yet); close the broker at the end."""
     metrics = WorkerMetrics()
+    repository = config.images.repository
+    interval = config.images.refresh_interval.total_seconds()
+    metrics.set_refresh_interval(repository.registry, repository.repository, interval)
     broker = Broker(settings, metrics)
-    async with application(config, url) as app:
+    async with application(config, url, on_registry_request=metrics.registry_request) as app:
         relay = OutboxRelay(app.engine, broker)
+        status, figures = LedgerStatus(app.engine), FiguresStore(app.engine)
         try:
-            yield Runtime(app, broker, WorkStore(app.log), LedgerStatus(app.engine), relay, metrics)
+            yield Runtime(app, broker, WorkStore(app.log), status, relay, metrics, figures)
         finally:
             await broker.close()

@@ -90,6 +90,8 @@ class RefreshReport:
     repository: Repository
     summary: RefreshCompleted | RefreshFailed
     appended: int
+    failure: str | None = None
+    """Why it failed, as one of ``figures.REFRESH_FAILURE_REASONS`` (None: it did not)."""
 
     @property
     def succeeded(self) -> bool:
@@ -147,8 +149,15 @@ async def refresh(
                 causation=causation or refresh_id,
                 policy=configured_policy(config, started),
             )
-            bound.warning("refresh failed: cannot list tags", reason=str(exc))
-            return RefreshReport(repository, failed, appended)
+            bound.warning(
+                "refresh failed: cannot list tags",
+                reason_class=exc.reason_class,
+                requests=sum(r.count for r in failed.requests),
+                retries=failed.retries,
+                duration_s=round(failed.duration_seconds, 3),
+                reason=str(exc),
+            )
+            return RefreshReport(repository, failed, appended, exc.reason_class)
         wanted = tags_to_head(known, listed, images.policy(), images.resolve_budget)
         removals = plan_removals(
             known, listed, images.max_removals_unconfirmed, images.resolve_budget
@@ -194,6 +203,8 @@ async def refresh(
         removed=summary.removed,
         flagged=len(summary.flagged_tags),
         heads=len(wanted),
+        requests=sum(r.count for r in summary.requests),
+        retries=summary.retries,
         duration_s=round(summary.duration_seconds, 3),
     )
     return RefreshReport(repository, summary, appended)

@@ -16,7 +16,12 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from yarl import URL
 
-from worker.adapters.broker.consumer import BatchConsumer, BatchHandler, body_message_id
+from worker.adapters.broker.consumer import (
+    BatchConsumer,
+    BatchHandler,
+    body_message_id,
+    queue_label,
+)
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
     AUTHENTICATION_FAILED,
@@ -94,6 +99,15 @@ class Broker:
         dropped connection is being re-established."""
         connection = self._connection
         return connection is not None and not connection.is_closed and connection.connected.is_set()
+
+    def consumer_counts(self) -> dict[str, int]:
+        """Consumers held per work queue (named without the prefix), 0 while the
+        connection is down."""
+        counts = {queue_label(self._topology, q.name): 0 for q in self._topology.inbound}
+        if self.connected:
+            for consumer in self._consumers:
+                counts[queue_label(self._topology, consumer.queue)] += 1
+        return counts
 
     async def connect(self) -> None:
         """Connect (retrying with back-off), declare the topology, open the publisher."""

@@ -39,9 +39,9 @@ from worker.adapters.broker.topology import (
 )
 from worker.converter import decode_message
 from worker.domain.errors import MessageRejected, TransientError
-from worker.domain.messages import Delivery
+from worker.domain.messages import INBOUND_MESSAGES, Delivery
 
-__all__ = ["BatchConsumer", "BatchHandler", "body_message_id"]
+__all__ = ["BatchConsumer", "BatchHandler", "body_message_id", "queue_label"]
 
 BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 """Handles a batch in one transaction; returns once it committed, raises to retry."""
@@ -61,6 +61,11 @@ log = structlog.get_logger(__name__)
 def body_message_id(body: bytes) -> str:
     """The id of a message published without one: a hash of its body."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def queue_label(topology: Topology, name: str) -> str:
+    """A queue's name without the broker prefix (``pod_completed``), for metrics."""
+    return name.removeprefix(f"{topology.exchange}.")
 
 
 def _text(value: Any) -> str | None:
@@ -107,6 +112,7 @@ class BatchConsumer:
     ) -> None:
         self._topology = topology
         self._queue = queue
+        self._label = queue_label(topology, queue.name)
         self._handler = handler
         self._settings = settings
         self._metrics = metrics
@@ -226,7 +232,7 @@ class BatchConsumer:
                 rejected.append(message)
         if not accepted:
             return
-        self._metrics.consumed(self._queue.name, len(accepted))
+        self._metrics.consumed(self._label, len(accepted))
         try:
             failures = await self._handle_held(accepted)
         except _BatchAbandoned:
@@ -299,7 +305,7 @@ class BatchConsumer:
                 return [(message, delivery, exc)]
             middle = len(items) // 2
             return await self._handle(items[:middle]) + await self._handle(items[middle:])
-        self._metrics.batch_handled(self._queue.name, len(items), time.monotonic() - started)
+        self._metrics.batch_handled(self._label, len(items), time.monotonic() - started)
         return []
 
     async def _retry(
@@ -322,7 +328,7 @@ class BatchConsumer:
             REASON_HEADER: reason[:MAX_REASON_LENGTH],
         }
         await self._copy(message, headers, delivery.message_id, "", self._queue.delay_queue, delay)
-        self._metrics.retried(self._queue.name, 1)
+        self._metrics.retried(self._label, 1)
         log.info(
             "message delayed for another attempt",
             queue=self._queue.name,
@@ -354,14 +360,25 @@ class BatchConsumer:
         await self._copy(
             message, dead_headers, message_id, self._topology.dead_exchange, routing_key, None
         )
-        self._metrics.dead_lettered(self._queue.name, 1)
+        kind = self._dead_letter_class(routing_key, delivery)
+        known_key = routing_key if routing_key in INBOUND_MESSAGES else "other"
+        self._metrics.dead_lettered(known_key, kind, 1)
         log.warning(
             "message dead-lettered",
             queue=self._queue.name,
             message_id=message_id,
             routing_key=routing_key,
+            reason_class=kind,
+            attempt=delivery.attempt if delivery else _attempt(headers.get(ATTEMPT_HEADER)),
             reason=reason,
         )
+
+    def _dead_letter_class(self, routing_key: str, delivery: Delivery | None) -> str:
+        """``gave_up`` (handled, failed every attempt), else ``invalid``, or ``unroutable``
+        when the routing key is not one of this queue's."""
+        if delivery is not None:
+            return "gave_up"
+        return "invalid" if routing_key in self._queue.routing_keys else "unroutable"
 
     async def _copy(
         self,

@@ -277,13 +277,15 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
 
 
 class BrokerMetrics(Protocol):
-    """Hooks for counters and histograms (the factory wires Prometheus to them)."""
+    """Hooks for counters and histograms (the factory wires Prometheus to them); queues
+    are named without the prefix (``pod_completed``)."""
 
     def consumed(self, queue: str, count: int) -> None:
         """``count`` messages were decoded and handed to the handler."""
 
-    def dead_lettered(self, queue: str, count: int) -> None:
-        """``count`` messages went to the dead-letter queue."""
+    def dead_lettered(self, routing_key: str, reason: str, count: int) -> None:
+        """``count`` messages of ``routing_key`` went to the dead-letter queue; ``reason``
+        is one of `DEAD_LETTER_REASONS`."""
 
     def retried(self, queue: str, count: int) -> None:
         """``count`` messages went to the delay queue for a later attempt."""
@@ -301,7 +303,7 @@ class NoMetrics:
     def consumed(self, queue: str, count: int) -> None:
         """Record nothing."""
 
-    def dead_lettered(self, queue: str, count: int) -> None:
+    def dead_lettered(self, routing_key: str, reason: str, count: int) -> None:
         """Record nothing."""
 
     def retried(self, queue: str, count: int) -> None:

@@ -21,6 +21,7 @@ from worker.adapters.ledger.rebuild import rebuild as rebuild_projections
 from worker.adapters.ledger.retention import PruneReport, prune
 from worker.adapters.ledger.stores import (
     ExplainStore,
+    FiguresStore,
     HistoryStore,
     LedgerRefreshStore,
     LedgerStatus,
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "EventLog",
     "ExplainStore",
+    "FiguresStore",
     "HistoryStore",
     "LedgerError",
     "LedgerRefreshStore",

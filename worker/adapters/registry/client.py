@@ -51,7 +51,10 @@ from .wire import (
     same_origin,
 )
 
-__all__ = ["ManifestInfo", "RegistryClient"]
+__all__ = ["ManifestInfo", "RegistryClient", "RequestObserver"]
+
+RequestObserver = Callable[[str, "int | None"], None]
+"""Hears every request sent: its method and status (None: no answer), e.g. for metrics."""
 
 Logger = Any
 """A structlog bound logger (its concrete type depends on the application's configuration)."""
@@ -80,7 +83,8 @@ class RegistryClient:
 
     The caller owns the aiohttp session. Requests are bounded in concurrency, time-limited,
     retried with back-off within the retry budget of the current `RequestStats`, and counted
-    there. Every failure is a `RegistryError`.
+    there and by ``on_request`` (every request, of every view). Every failure is a
+    `RegistryError`.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class RegistryClient:
         limits: RegistryLimits | None = None,
         stats: RequestStats | None = None,
         rng: random.Random | None = None,
+        on_request: RequestObserver | None = None,
     ) -> None:
         if not _HOST_RE.fullmatch(registry):
             raise RegistryInvalidUrlError(f"registry must be host[:port], not {registry!r}")
@@ -106,6 +111,7 @@ class RegistryClient:
         self._auth = RegistryAuthenticator(registry, credentials, insecure=insecure)
         self._rng = rng if rng is not None else random.Random()
         self._stats = stats if stats is not None else self.new_stats()
+        self._on_request = on_request
         self._log = structlog.get_logger(__name__, registry=registry)
 
     def __repr__(self) -> str:
@@ -326,23 +332,31 @@ class RegistryClient:
                 ) as resp:
                     body = b"" if method == "HEAD" else await self._read_body(resp, method, url)
                     self._stats.record_response(method, resp.status, resp.headers)
+                    self._observe(method, resp.status)
                     self._stats.bytes_received += len(body)
                     return _Response(resp.status, resp.headers, body, resp.url)
             except TimeoutError as exc:
                 self._stats.record_no_response(method, timeout=True)
+                self._observe(method, None)
                 raise RegistryTimeoutError(
                     f"no answer within {self._limits.request_timeout} s", method=method, url=url
                 ) from exc
             except aiohttp.ClientSSLError as exc:
                 self._stats.record_no_response(method, timeout=False)
+                self._observe(method, None)
                 raise RegistryTlsError(
                     f"TLS failed: {type(exc).__name__}", method=method, url=url
                 ) from exc
             except aiohttp.ClientError as exc:
                 self._stats.record_no_response(method, timeout=False)
+                self._observe(method, None)
                 raise RegistryConnectionError(
                     f"connection failed: {type(exc).__name__}", method=method, url=url
                 ) from exc
+
+    def _observe(self, method: str, status: int | None) -> None:
+        if self._on_request is not None:
+            self._on_request(method, status)
 
     async def _read_body(self, resp: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
         """The body, refused beyond ``max_body_bytes`` (checked before and while reading)."""

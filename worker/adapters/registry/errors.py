@@ -77,53 +77,75 @@ class RegistryError(RegistryUnavailableError):
 class RegistryAuthError(RegistryError):
     """The registry or its token service refused us (401/403, bad challenge, bad token)."""
 
+    reason_class = "auth"
+
 
 class RegistryCredentialsError(RegistryError):
     """Credentials could not be loaded (missing or malformed ``.dockerconfigjson``)."""
 
+    reason_class = "auth"
     exit_code = EXIT_BAD_INPUT
 
 
 class RegistryInvalidUrlError(RegistryError):
     """A URL the registry handed us is unacceptable (other host or scheme, or a loop)."""
 
+    reason_class = "protocol"
+
 
 class ManifestUnknownError(RegistryError):
     """The registry has no manifest under that tag or digest (404)."""
+
+    reason_class = "not_found"
 
 
 class RepositoryUnknownError(RegistryError):
     """The registry has no such repository (404 on the tag list)."""
 
+    reason_class = "not_found"
+
 
 class RegistryRateLimitedError(RegistryError):
     """The registry answered 429 and retries did not get past it."""
 
+    reason_class = "rate_limited"
     retry_after: float | None = None
 
 
 class RegistryServerError(RegistryError):
     """The registry answered with a 5xx status and retries did not help."""
 
+    reason_class = "server_error"
+
 
 class RegistryTimeoutError(RegistryError):
     """The request did not complete within the per-request timeout."""
+
+    reason_class = "timeout"
 
 
 class RegistryConnectionError(RegistryError):
     """The connection failed: refused, reset, dropped, or TLS verification failed."""
 
+    reason_class = "connection"
+
 
 class RegistryProtocolError(RegistryError):
     """The registry answered something we cannot use (bad JSON, missing field, too large)."""
+
+    reason_class = "protocol"
 
 
 class RegistryRetryBudgetExhaustedError(RegistryError):
     """A transient failure could not be retried: the refresh's retry budget is spent."""
 
+    reason_class = "retry_budget"
+
 
 class RegistryTlsError(RegistryConnectionError):
     """TLS failed (certificate not trusted, wrong host name); never retried."""
+
+    reason_class = "tls"
 
 
 def error_for_status(

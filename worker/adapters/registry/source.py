@@ -42,7 +42,7 @@ class RegistryTagSource:
         try:
             return await self._client.list_tags(self._repository.repository)
         except RegistryError as exc:
-            raise SourceUnavailableError(str(exc)) from exc
+            raise SourceUnavailableError(str(exc), exc.reason_class) from exc
 
     async def resolve(self, tags: Sequence[str]) -> Mapping[str, HeadResult]:
         """HEAD each tag (the client bounds concurrency); failures become results.

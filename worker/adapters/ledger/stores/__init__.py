@@ -2,6 +2,7 @@
 
 from worker.adapters.ledger.stores import dashboard
 from worker.adapters.ledger.stores.explain import ExplainStore
+from worker.adapters.ledger.stores.figures import FiguresStore
 from worker.adapters.ledger.stores.history import HistoryStore
 from worker.adapters.ledger.stores.prepull import LedgerStatus, WorkStore
 from worker.adapters.ledger.stores.refresh import LedgerRefreshStore
@@ -10,6 +11,7 @@ from worker.adapters.ledger.stores.unpark import UnparkStore
 
 __all__ = [
     "ExplainStore",
+    "FiguresStore",
     "HistoryStore",
     "LedgerRefreshStore",
     "LedgerStatus",

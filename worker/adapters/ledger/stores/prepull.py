@@ -3,7 +3,7 @@
 ``WorkStore.transaction()`` opens a ``LedgerTransaction`` (the append lock is held, so what
 a unit reads cannot change before it commits) and yields a ``WorkUnit`` that speaks domain
 types: known nodes, the planning snapshot, facts to append, messages for the outbox.
-``LedgerStatus`` answers the health check and the gauges of ``/metrics``.
+``LedgerStatus`` answers the health check and the refresh schedule.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class WorkStore:
 
 
 class LedgerStatus:
-    """Cheap reads for ``/healthz``, ``/metrics`` and the refresh schedule."""
+    """Cheap reads for ``/healthz`` and the refresh schedule."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -214,19 +214,6 @@ class LedgerStatus:
         except Exception:
             return False
         return True
-
-    async def prepull_counts(self) -> dict[str, int]:
-        """Pairs by prepull state among images not present (in flight, failed, parked)."""
-        sql = text(
-            "SELECT prepull_state, count(*) FROM ledger.node_images"
-            " WHERE prepull_state IN ('requested', 'failed', 'parked')"
-            " AND present IS NOT TRUE GROUP BY prepull_state"
-        )
-        async with translate_errors("count prepulls"), self._engine.connect() as conn:
-            rows = (await conn.execute(sql)).all()
-        counts = {"requested": 0, "failed": 0, "parked": 0}
-        counts.update({str(r[0]): int(r[1]) for r in rows})
-        return counts
 
     async def refreshed_within(self, repository: Repository, window: timedelta) -> bool:
         """Whether a refresh of the repository started within ``window`` of now."""
