@@ -1,8 +1,9 @@
 """Configuration: the attrs classes of the YAML file (read by ``worker.converter``).
 
 The ``images:``, ``dropdownMenu`` and ``lab.nodeSelector`` / ``lab.tolerations`` sections
-are the reference controller's, the others (``prepull``, ``queue``, ``kube``) ours; ``worker.converter.parse_config`` and
-``load_config`` read them (camelCase keys, human durations) into these classes.
+are the reference controller's, the others (``prepull``, ``queue``, ``kube``) ours;
+``worker.converter.parse_config`` and ``load_config`` read them (camelCase keys, human
+durations) into these classes.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The package face: entry points import from here. ``application`` and ``runtime`` build a
 worker's graph once (engine, HTTP session, registry client, broker, stores); `Operations`
-gives the operator commands their use cases, each on the adapters it needs.
+gives the operator commands their use cases, each on the adapters it needs; ``bridge_runtime``
+builds the Kubernetes bridge's graph.
 """
 
 from worker.factory.application import (
@@ -21,6 +22,13 @@ from worker.factory.application import (
     runtime,
     utcnow,
 )
+from worker.factory.bridge import (
+    BridgeHealth,
+    BridgeRuntime,
+    bridge_runtime,
+    bridge_settings,
+    kubeconfig,
+)
 from worker.factory.operations import DEFAULT_PREFIX, Operations
 
 __all__ = [
@@ -32,11 +40,16 @@ __all__ = [
     "PASSWORD_ENV",
     "USERNAME_ENV",
     "Application",
+    "BridgeHealth",
+    "BridgeRuntime",
     "Health",
     "Operations",
     "Runtime",
     "application",
+    "bridge_runtime",
+    "bridge_settings",
     "broker_settings",
+    "kubeconfig",
     "load",
     "runtime",
     "utcnow",
