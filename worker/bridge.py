@@ -68,7 +68,8 @@ class Bridge:
         self._tasks.append(asyncio.create_task(job, name=name))
 
     async def stop(self) -> None:
-        """Finish the batch in hand, stop the reporters, close the broker."""
+        """Finish the batch in hand (a held one goes back unacknowledged), stop the
+        reporters; the runtime closes the broker."""
         await self._rt.broker.stop_consuming()
         for task in self._tasks:
             task.cancel()
@@ -76,7 +77,6 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self._rt.broker.close()
         log.info("bridge stopped")
 
     async def run(self, stop: asyncio.Event) -> None:

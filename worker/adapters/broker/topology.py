@@ -214,11 +214,19 @@ CONSUMERS: dict[Consumer, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
 """The work queues of each consumer, as (name suffix, routing keys, single active consumer)."""
 
 
+def _work_queues(prefix: str, consumer: Consumer) -> tuple[InboundQueue, ...]:
+    return tuple(
+        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", keys, single)
+        for suffix, keys, single in CONSUMERS[consumer]
+    )
+
+
 def build_topology(
     prefix: str = "imageledger", delivery_limit: int = 20, consumer: Consumer = "worker"
 ) -> Topology:
     """The topology one consumer declares for one name prefix: the exchanges, the dead
-    and discard queues, and its own work queues (``CONSUMERS``).
+    and discard queues, its own work queues (``CONSUMERS``), and, for the bridge, the
+    worker's too, so that what it reports waits for a worker that starts later.
 
     Work queues are quorum queues whose own dead-letter exchange is the dead exchange (used
     by the broker when ``x-delivery-limit`` is exceeded); each has a delay queue that
@@ -229,12 +237,10 @@ def build_topology(
     instead of vanishing.
     """
     dead = f"{prefix}.dead"
-    inbound = tuple(
-        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", keys, single)
-        for suffix, keys, single in CONSUMERS[consumer]
-    )
+    inbound = _work_queues(prefix, consumer)
+    declared = inbound if consumer == "worker" else (*inbound, *_work_queues(prefix, "worker"))
     queues: list[QueueSpec] = []
-    for queue in inbound:
+    for queue in declared:
         work = {**_QUORUM, "x-dead-letter-exchange": dead, "x-delivery-limit": delivery_limit}
         if queue.single_active_consumer:
             work["x-single-active-consumer"] = True
