@@ -28,6 +28,7 @@ from worker.factory.bridge import (
     bridge_runtime,
     bridge_settings,
     kubeconfig,
+    pod_settings,
 )
 from worker.factory.operations import DEFAULT_PREFIX, Operations
 
@@ -51,6 +52,7 @@ __all__ = [
     "broker_settings",
     "kubeconfig",
     "load",
+    "pod_settings",
     "runtime",
     "utcnow",
 ]

@@ -24,7 +24,14 @@ from worker.services.kube import (
     ReporterSettings,
 )
 
-__all__ = ["BridgeHealth", "BridgeRuntime", "bridge_runtime", "bridge_settings", "kubeconfig"]
+__all__ = [
+    "BridgeHealth",
+    "BridgeRuntime",
+    "bridge_runtime",
+    "bridge_settings",
+    "kubeconfig",
+    "pod_settings",
+]
 
 
 def kubeconfig(given: Path | None, config: Config) -> Path | None:
@@ -33,6 +40,13 @@ def kubeconfig(given: Path | None, config: Config) -> Path | None:
     if given is not None:
         return given
     return Path(config.kube.kubeconfig) if config.kube.kubeconfig else None
+
+
+def pod_settings(config: Config) -> PodSettings:
+    """What prepull pods carry besides the request: ``kube.namespace``, the lab's
+    tolerations and ``kube.imagePullSecret``."""
+    kube = config.kube
+    return PodSettings(kube.namespace, config.lab.tolerations, kube.image_pull_secret)
 
 
 def bridge_settings(config: Config, url: str | None, prefix: str) -> BrokerSettings:
@@ -104,7 +118,6 @@ async def bridge_runtime(
     """
     kube = config.kube
     backoff = Backoff(initial=kube.retry_delay, maximum=kube.max_retry_delay)
-    pod_settings = PodSettings(kube.namespace, config.lab.tolerations, kube.image_pull_secret)
     counters = BridgeCounters()
     async with connect(
         kubeconfig_path, request_seconds=request_seconds, watch_seconds=watch_seconds
@@ -123,7 +136,7 @@ async def bridge_runtime(
             settings=ReporterSettings(inventory_interval=kube.inventory_interval, backoff=backoff),
             counters=counters,
         )
-        pods = cluster.pods(pod_settings)
+        pods = cluster.pods(pod_settings(config))
         completions = CompletionReporter(
             pods,
             broker,
