@@ -1,4 +1,5 @@
-"""A stand-in Kubernetes API server with simulated kubelets, for the bridge's tests.
+"""A stand-in Kubernetes API server with simulated kubelets, for the bridge's tests (and, as
+``python -m tests.support.kube``, the cluster of the demo and the compose stack).
 
 It speaks the real REST wire format (objects built with kubernetes_asyncio's models) for
 what the bridge uses: nodes get/list/watch, pods create/get/list/watch/delete in
