@@ -75,7 +75,7 @@ class Chain:
 
         await wait_until(known, within=15, what=f"{count} nodes known")
 
-    async def converged(self, eligible: int, within: float = 20.0) -> None:
+    async def converged(self, eligible: int, within: float = 30.0) -> None:
         """Wait until every target is present on ``eligible`` counted nodes."""
 
         async def done() -> bool:

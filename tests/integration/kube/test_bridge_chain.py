@@ -21,7 +21,7 @@ from tests.support.rabbit import wait_until
 from tests.support.registry import RunningRegistry
 from worker.adapters.broker import BrokerSettings
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
