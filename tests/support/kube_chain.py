@@ -22,7 +22,7 @@ from worker.adapters.broker import BrokerSettings
 from worker.consumer import Worker
 from worker.converter import parse_config
 
-__all__ = ["LAB", "TAINT", "Chain", "chain", "chain_config"]
+__all__ = ["LAB", "REPOSITORY", "TAINT", "Chain", "chain", "chain_config"]
 
 REPOSITORY = "lsstsqre/sciplat-lab"
 LAB = {"nublado": "lab"}
