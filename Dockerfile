@@ -21,12 +21,14 @@ EXPOSE 8080
 ENTRYPOINT ["imageledger-entrypoint"]
 CMD ["imageledger", "run"]
 
-# The local stack's extras (compose.yaml): the demo's sample repository and cluster
-# simulator and the test pusher that seeds the registry. Not for production.
+# The local stack's extras (compose.yaml): the demo's sample repository, the test pusher
+# that seeds the registry, and the stand-in Kubernetes API server that plays the cluster
+# for imageledger kube. Not for production.
 FROM runtime AS demo
 COPY livedemo ./livedemo
 COPY tests/__init__.py ./tests/__init__.py
 COPY tests/support/__init__.py tests/support/push.py ./tests/support/
+COPY tests/support/kube ./tests/support/kube
 
 # The default target: the runtime image alone.
 FROM runtime

@@ -1,1 +1,2 @@
-"""The live demo: real registry, PostgreSQL and RabbitMQ, a worker and a simulated cluster."""
+"""The live demo: real registry, PostgreSQL and RabbitMQ, a worker, imageledger kube and the
+stand-in Kubernetes cluster."""

@@ -2,7 +2,8 @@
 
 Starts the real registry (loopback, temporary storage) and pushes a sample repository,
 creates and migrates a database of its own, picks a RabbitMQ name prefix of its own, runs
-``imageledger run`` and a simulated cluster, then shows the dashboard views converging:
+``imageledger run``, the stand-in Kubernetes cluster and ``imageledger kube`` between the
+two, then shows the dashboard views converging:
 first after the initial refresh, then after ``recommended`` moves to a new weekly.
 Everything it started or created is removed at the end, also on Ctrl-C or an error.
 """
@@ -15,7 +16,7 @@ import signal
 import sys
 import time
 import traceback
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from datetime import date
 
 from attrs import define, field, frozen
@@ -24,6 +25,7 @@ from livedemo.board import Board, read_board
 from livedemo.repository import REPOSITORY, sample_repository
 from livedemo.services import DemoError
 from livedemo.stage import Stage, say, set_stage
+from worker.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -113,33 +115,41 @@ async def run_demo(options: Options, outcome: Outcome) -> None:
             stack, sample, short=options.short, nodes=options.nodes, follow=options.follow
         )
         screen = Screen()
-        say("== act 1: refresh.request -> the worker lists the registry and plans prepulls")
+        say("== act 1: imageledger refresh -> the worker lists the registry, plans prepulls;")
+        say("   imageledger kube runs them as pods on the stand-in cluster")
         say("   cells: ok = present, pull = in flight, FAIL = failed (retried), wait = queued,")
         say("          - = node not eligible; R = on the spawner menu's radio list")
-        await stage.cluster.request_refresh("demo: first look at the registry")
-        if not await act(stage, screen, "first refresh", stage.digests["recommended"], outcome):
+        recommended = stage.digests["recommended"]
+        if not await act(stage, screen, "first refresh", recommended, outcome):
             return
         move = sample.move
         say(
             f"== act 2: push {', '.join(move.new_tags)}; move {', '.join(move.aliases)} "
-            f"to {move.weekly}; refresh.request"
+            f"to {move.weekly}; imageledger refresh"
         )
         new = await stage.pusher.push_tags(REPOSITORY, list(move.new_tags))
         for alias in move.aliases:
             await stage.pusher.tag(REPOSITORY, alias, new[move.weekly])
-        await stage.cluster.request_refresh("demo: recommended moved")
         if not await act(stage, screen, "after the move", new[move.weekly], outcome):
             return
-        cluster = stage.cluster
-        say(f"   {cluster.requests} prepull requests, {cluster.failures} failed on purpose")
+        created, failed = await stage.cluster.pod_counts()
+        say(f"   {created} prepull pods, {failed} of them failed on purpose (and were retried)")
         if options.follow:
             say("== following (refreshes every minute, inventories keep coming); Ctrl-C to stop")
             await watch(stage, screen, new[move.weekly], 0, forever=True)
 
 
 async def act(stage: Stage, screen: Screen, label: str, digest: str, outcome: Outcome) -> bool:
-    """Watch until converged on ``digest`` as the recommended image; record the outcome."""
-    seconds = await watch(stage, screen, digest, outcome.timeout)
+    """Request a refresh (as ``imageledger refresh`` does) and watch, from then on, until
+    converged on ``digest`` as the recommended image; record the outcome."""
+    refreshing = asyncio.create_task(stage.cluster.request_refresh())
+    try:
+        seconds = await watch(stage, screen, digest, outcome.timeout)
+    finally:
+        if not refreshing.done():
+            refreshing.cancel()
+        with suppress(asyncio.CancelledError):
+            await refreshing  # its failure, if any, is the demo's
     outcome.phases.append((label, seconds))
     if seconds is None:
         say(f"   not converged after {outcome.timeout:.0f} s; the worker's log ends with:")
@@ -209,6 +219,7 @@ def parse_options(argv: list[str]) -> Options:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; 0 when both acts converged (or Ctrl-C after they did with --follow)."""
     options = parse_options(sys.argv[1:] if argv is None else argv)
+    configure_logging("debug" if options.debug else "warning")  # the narration is the output
     outcome = asyncio.run(entry(options))
     say(verdict(outcome))
     if outcome.interrupted and not outcome.converged:

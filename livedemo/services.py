@@ -1,4 +1,4 @@
-"""The demo's own PostgreSQL database, RabbitMQ names and worker process, each removed after."""
+"""The demo's own PostgreSQL database, RabbitMQ names and child processes, each removed after."""
 
 from __future__ import annotations
 
@@ -24,9 +24,12 @@ __all__ = [
     "ADMIN_URL",
     "AMQP_URL",
     "DemoError",
-    "WorkerProcess",
+    "Process",
     "broker_names",
     "database",
+    "imageledger_command",
+    "run_command",
+    "stop",
     "worker_process",
 ]
 
@@ -93,7 +96,7 @@ async def broker_names(prefix: str) -> AsyncIterator[str]:
 
 
 async def _delete_topology(prefix: str) -> None:
-    topology = build_topology(prefix)
+    topology = build_topology(prefix, consumer="bridge")  # the worker's queues and its own
     connection = await aio_pika.connect(AMQP_URL)
     try:
         for queue in topology.queues:
@@ -113,15 +116,16 @@ async def _delete_topology(prefix: str) -> None:
 
 
 @frozen
-class WorkerProcess:
-    """A running ``imageledger run`` and where its log goes."""
+class Process:
+    """A running child (``imageledger run``, ``imageledger kube``, the stand-in cluster),
+    the port it serves on, and where its log goes."""
 
     process: asyncio.subprocess.Process
     port: int
     log_path: Path
 
     def log_tail(self, lines: int = 15) -> str:
-        """The end of the worker's log, for error messages."""
+        """The end of its log, for error messages."""
         with suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
@@ -138,22 +142,22 @@ def imageledger_command() -> list[str]:
 @asynccontextmanager
 async def worker_process(
     env: dict[str, str], port: int, log_path: Path, *, schedule: bool
-) -> AsyncIterator[WorkerProcess]:
+) -> AsyncIterator[Process]:
     """Start ``imageledger run`` (its own session: Ctrl-C reaches the demo, which stops it)."""
     args = [*imageledger_command(), "run"] + ([] if schedule else ["--no-schedule"])
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             *args, env=env, stdout=log, stderr=log, start_new_session=True
         )
-    worker = WorkerProcess(process, port, log_path)
+    worker = Process(process, port, log_path)
     try:
         await _wait_healthy(worker)
         yield worker
     finally:
-        await _stop(process)
+        await stop(process)
 
 
-async def _wait_healthy(worker: WorkerProcess, within: float = 30.0) -> None:
+async def _wait_healthy(worker: Process, within: float = 30.0) -> None:
     url = f"http://127.0.0.1:{worker.port}/healthz"
     deadline = asyncio.get_running_loop().time() + within
     async with aiohttp.ClientSession() as http:
@@ -168,8 +172,8 @@ async def _wait_healthy(worker: WorkerProcess, within: float = 30.0) -> None:
     raise DemoError(f"imageledger run not healthy after {within:.0f} s:\n{worker.log_tail()}")
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM (the worker finishes its batches and exits 0), then SIGKILL after 10 s."""
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM (the child finishes what it has in hand and exits 0), then SIGKILL after 10 s."""
     if process.returncode is not None:
         return
     with suppress(ProcessLookupError):
@@ -188,7 +192,8 @@ def unique_name(prefix: str) -> str:
 
 
 def config_document(registry: str, repository: str, *, short: bool) -> str:
-    """The worker's configuration (JSON is YAML): fast back-off, re-planning and timeouts."""
+    """The configuration of the worker and the bridge (JSON is YAML): fast back-off,
+    re-planning and timeouts; prepull pods in the stand-in's namespace."""
     quick = {"backoff": 0.5, "maxBackoff": 2, "planInterval": 0.5}
     steady = {"backoff": 1, "maxBackoff": 5, "planInterval": 1}
     document = {
@@ -213,5 +218,11 @@ def config_document(registry: str, repository: str, *, short: bool) -> str:
         },
         "lab": {"nodeSelector": {"nublado": "lab"}, "tolerations": []},
         "prepull": {"maxAttempts": 5, "inFlightPerNode": 2, **(quick if short else steady)},
+        "kube": {
+            "namespace": "imageledger",
+            "inventoryInterval": "1m",
+            "retryDelay": "500ms",
+            "maxRetryDelay": "5s",
+        },
     }
     return json.dumps(document, indent=2)

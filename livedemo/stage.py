@@ -1,7 +1,9 @@
 """Set the stage: registry and pushed repository, database, broker names, worker, cluster.
 
-Each piece is entered on an `AsyncExitStack`, so it is released in reverse order however
-the demo ends: the worker stops before its queues and database go, the registry last.
+The cluster is the stand-in Kubernetes API server with its simulated kubelets, and
+``imageledger kube`` between it and RabbitMQ, as a deployment runs it. Each piece is entered
+on an `AsyncExitStack`, so it is released in reverse order however the demo ends: the bridge
+and the worker stop before their queues and database go, the registry last.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import asyncpg
 from attrs import frozen
 
-from livedemo.cluster import Cluster, ClusterTiming, SimNode, make_nodes, simulated_cluster
+from livedemo.kube import KubeCluster, kube_cluster
 from livedemo.repository import REPOSITORY, SampleRepository
 from livedemo.services import (
     AMQP_URL,
     DemoError,
-    WorkerProcess,
+    Process,
     broker_names,
     config_document,
     database,
@@ -50,14 +51,15 @@ class Stage:
 
     pusher: RegistryPusher
     digests: dict[str, str]
-    worker: WorkerProcess
-    cluster: Cluster
+    worker: Process
+    cluster: KubeCluster
     db: asyncpg.Connection
 
     def check_worker(self) -> None:
-        """Fail with the end of the worker's log if it has exited."""
+        """Fail with the end of its log if the worker, the bridge or the stand-in exited."""
         if self.worker.process.returncode is not None:
             raise DemoError(f"imageledger run exited:\n{self.worker.log_tail()}")
+        self.cluster.check()
 
 
 async def set_stage(
@@ -68,8 +70,9 @@ async def set_stage(
     stack.callback(shutil.rmtree, workdir, ignore_errors=True)
     stack.callback(say, f"== cleaned up: temporary folder {workdir} removed")
     pusher, digests, host = await _registry(stack, workdir, sample)
-    url, prefix, worker = await _ledger(stack, workdir, host, short=short, follow=follow)
-    cluster = await _cluster(stack, prefix, host, digests, sample, count=nodes, short=short)
+    url, env, worker = await _ledger(stack, workdir, host, short=short, follow=follow)
+    images = _initial_images(nodes, f"{host}/{REPOSITORY}", digests, sample)
+    cluster = await _cluster(stack, workdir, env, nodes, images, short=short)
     db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     stack.push_async_callback(db.close)
     return Stage(pusher, digests, worker, cluster, db)
@@ -99,7 +102,7 @@ async def _registry(
 
 async def _ledger(
     stack: AsyncExitStack, workdir: Path, host: str, *, short: bool, follow: bool
-) -> tuple[str, str, WorkerProcess]:
+) -> tuple[str, dict[str, str], Process]:
     name = unique_name("imageledger_demo")
     url = await stack.enter_async_context(database(name))
     stack.callback(say, f"== database {name} dropped")
@@ -127,45 +130,41 @@ async def _ledger(
         f"== imageledger run: pid {worker.process.pid}, exchange {prefix}, "
         f"http://127.0.0.1:{port}/healthz ok"
     )
-    return url, prefix, worker
+    return url, env, worker
 
 
 async def _cluster(
     stack: AsyncExitStack,
-    prefix: str,
-    host: str,
-    digests: dict[str, str],
-    sample: SampleRepository,
+    workdir: Path,
+    env: dict[str, str],
+    nodes: int,
+    images: dict[str, list[str]],
     *,
-    count: int,
     short: bool,
-) -> Cluster:
-    connection = await aio_pika.connect_robust(AMQP_URL)
-    stack.push_async_callback(connection.close)
-    nodes = make_nodes(count)
-    _initial_images(nodes, digests, sample)
-    timing = (
-        ClusterTiming(pull_seconds=(0.2, 0.6), inventory_every=2.0)
-        if short
-        else ClusterTiming(pull_seconds=(1.0, 3.0), inventory_every=5.0)
-    )
+) -> KubeCluster:
+    port = free_port()
     cluster = await stack.enter_async_context(
-        simulated_cluster(connection, prefix, nodes, f"{host}/{REPOSITORY}", timing)
+        kube_cluster(workdir, env, port, nodes, images, short=short)
     )
-    tainted = nodes[-1]
+    stack.callback(say, "== imageledger kube and the stand-in cluster stopped (SIGTERM)")
     say(
-        f"== cluster simulator: {len(nodes)} nodes labelled nublado=lab, {tainted.name} tainted "
-        "nvidia.com/gpu=true:NoSchedule; inventories sent; about one prepull in five fails "
-        "on its first attempt"
+        f"== stand-in Kubernetes API server (python -m tests.support.kube): {nodes} nodes "
+        f"labelled nublado=lab, node-{nodes} tainted nvidia.com/gpu=true:NoSchedule; simulated "
+        "kubelets pull, and about one first attempt in five fails with ErrImagePull"
+    )
+    say(
+        f"== imageledger kube: pid {cluster.bridge.process.pid}, kubeconfig "
+        f"{workdir / 'kubeconfig'}, http://127.0.0.1:{port}/readyz ok; it reports the nodes "
+        "and runs a prepull pod for each prepull.requested"
     )
     return cluster
 
 
 def _initial_images(
-    nodes: list[SimNode], digests: dict[str, str], sample: SampleRepository
-) -> None:
+    count: int, repository: str, digests: dict[str, str], sample: SampleRepository
+) -> dict[str, list[str]]:
     """Some nodes already hold the recommended and an old weekly, as a live cluster would."""
     old = [tag for tag in sample.images if tag.startswith("w_")][-1]
-    for node in nodes[:2]:
-        node.digests.update({digests["recommended"], digests[old]})
-    nodes[-1].digests.add(digests[old])
+    held = {f"node-{i}": [digests["recommended"], digests[old]] for i in (1, 2)}
+    held[f"node-{count}"] = [digests[old]]
+    return {node: [f"{repository}@{d}" for d in sorted(set(ds))] for node, ds in held.items()}

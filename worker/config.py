@@ -1,8 +1,9 @@
 """Configuration: the attrs classes of the YAML file (read by ``worker.converter``).
 
 The ``images:``, ``dropdownMenu`` and ``lab.nodeSelector`` / ``lab.tolerations`` sections
-are the reference controller's, the others ours; ``worker.converter.parse_config`` and
-``load_config`` read them (camelCase keys, human durations) into these classes.
+are the reference controller's, the others (``prepull``, ``queue``, ``kube``) ours;
+``worker.converter.parse_config`` and ``load_config`` read them (camelCase keys, human
+durations) into these classes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "DockerSource",
     "GoogleSource",
     "ImagesConfig",
+    "KubeConfig",
     "LabConfig",
     "PrepullConfig",
     "QueueConfig",
@@ -162,6 +164,24 @@ class QueueConfig:
 
 
 @frozen
+class KubeConfig:
+    """Our own ``kube:`` section, read by the bridge (``imageledger kube``) only."""
+
+    namespace: str = field(default="imageledger", validator=validators.min_len(1))
+    """Where prepull pods run: the namespace of the bridge's Role."""
+    inventory_interval: timedelta = field(default=timedelta(minutes=5), validator=_positive)
+    """Every node is reported again this often (jittered), changed or not."""
+    image_pull_secret: str | None = None
+    """A Secret in ``namespace`` named on every prepull pod (``imagePullSecrets``)."""
+    kubeconfig: str | None = None
+    """A kubeconfig file; none: the pod's service account (``--kubeconfig`` and
+    ``KUBECONFIG`` win)."""
+    retry_delay: timedelta = field(default=timedelta(seconds=1), validator=_positive)
+    """Wait after a failed API request (server away, 403), doubling up to ``max_retry_delay``."""
+    max_retry_delay: timedelta = field(default=timedelta(seconds=30), validator=_positive)
+
+
+@frozen
 class Config:
     """The whole configuration."""
 
@@ -170,3 +190,4 @@ class Config:
     lab: LabConfig = LabConfig()
     prepull: PrepullConfig = PrepullConfig()
     queue: QueueConfig = QueueConfig()
+    kube: KubeConfig = KubeConfig()

@@ -73,7 +73,10 @@ async def broker_names_left(prefix: str) -> list[str]:
                 left.append(name)
             except aio_pika.exceptions.ChannelNotFoundEntity:
                 pass
-        for suffix in ("refresh", "pod_completed", "node_inventory", "dead", "refresh.delay"):
+        for suffix in (
+            "refresh", "pod_completed", "node_inventory", "dead", "refresh.delay",
+            "bridge.prepull_requested", "bridge.prepull_requested.delay", "outbound.discard",
+        ):  # fmt: skip
             channel = await connection.channel()
             try:
                 await channel.declare_queue(f"{prefix}.{suffix}", passive=True)

@@ -7,10 +7,11 @@ A service's secrets are *its own* when all of these hold:
    (a URL with ``user:password@``, or a literal under a name saying PASSWORD, PASS, SECRET
    or TOKEN; a ``*_FILE`` name pointing into ``/run/secrets/`` is a reference, not a value).
 2. Every secret it mounts is read by it: the secret's path in the container is the value of
-   one of its ``*_FILE`` environment variables, or the secret is mounted at an absolute path
-   inside a folder that the service's image reads its configuration from
-   (``CONFIG_FOLDERS``, e.g. RabbitMQ's ``conf.d``).
-3. Everything it is told to read is mounted: each ``*_FILE`` value under ``/run/secrets/``
+   one of its ``*_FILE`` environment variables (or of ``KUBECONFIG``, the standard variable
+   naming a kubeconfig file), or the secret is mounted at an absolute path inside a folder
+   that the service's image reads its configuration from (``CONFIG_FOLDERS``, e.g.
+   RabbitMQ's ``conf.d``).
+3. Everything it is told to read is mounted: each such value under ``/run/secrets/``
    names a secret the service mounts.
 4. Every top-level secret is mounted by some service and comes from a file.
 """
@@ -20,11 +21,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["CONFIG_FOLDERS", "bind_sources", "secret_problems", "secret_targets"]
+__all__ = ["CONFIG_FOLDERS", "FILE_VARIABLES", "bind_sources", "secret_problems", "secret_targets"]
 
 SECRETS_DIR = "/run/secrets/"
 CONFIG_FOLDERS = {"rabbitmq": ("/etc/rabbitmq/conf.d/",)}
 """Image name (without tag) → folders whose every file the image's program reads."""
+FILE_VARIABLES = {"KUBECONFIG"}
+"""Environment variables besides ``*_FILE`` whose value is a file the program reads."""
 _CREDENTIAL_NAME = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^@\s]+@")
 
@@ -48,6 +51,10 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
 
 
+def _names_a_file(variable: str) -> bool:
+    return variable.endswith("_FILE") or variable in FILE_VARIABLES
+
+
 def _image_name(service: dict[str, Any]) -> str:
     image = str(service.get("image", ""))
     return image.rsplit("/", 1)[-1].split(":", 1)[0]
@@ -58,7 +65,7 @@ def _credential_problems(name: str, service: dict[str, Any]) -> list[str]:
     if service.get("env_file"):
         problems.append(f"{name}: loads env_file {service['env_file']}")
     for key, value in _environment(service).items():
-        if key.endswith("_FILE") and value.startswith(SECRETS_DIR):
+        if _names_a_file(key) and value.startswith(SECRETS_DIR):
             continue
         if _URL_CREDENTIALS.search(value) or (_CREDENTIAL_NAME.search(key) and value):
             problems.append(f"{name}: environment {key} holds a credential")
@@ -68,7 +75,7 @@ def _credential_problems(name: str, service: dict[str, Any]) -> list[str]:
 def _reading_problems(name: str, service: dict[str, Any]) -> list[str]:
     problems = []
     targets = secret_targets(service)
-    read_paths = {v for k, v in _environment(service).items() if k.endswith("_FILE")}
+    read_paths = {v for k, v in _environment(service).items() if _names_a_file(k)}
     folders = CONFIG_FOLDERS.get(_image_name(service), ())
     for secret, target in targets.items():
         in_config = target.startswith(folders) if folders else False

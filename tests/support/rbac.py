@@ -1,16 +1,22 @@
 """Kubernetes RBAC over rendered manifests: what a service account may do, as the API server's
-RBAC authorizer decides it (bindings, role references, rule matching); and the prepull pod."""
+RBAC authorizer decides it (bindings, role references, rule matching); and the bridge's
+prepull pod as it sends it."""
 
 from __future__ import annotations
 
-import hashlib
-import re
+import asyncio
 from collections.abc import Iterator
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from attrs import frozen
+from kubernetes_asyncio.client import ApiClient
 
 from tests.support.manifests import Manifest
+from worker import factory
+from worker.adapters.kube import prepull_pod as build_prepull_pod
+from worker.config import Config
+from worker.domain.messages import PrepullRequestedMessage
+from worker.domain.references import DockerReference
 
 __all__ = [
     "Access",
@@ -135,64 +141,27 @@ def grants(objects: list[Manifest], account: ServiceAccount) -> set[Access]:
     }
 
 
-def _dns_label(text: str, limit: int) -> str:
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return cleaned[:limit].rstrip("-")
+def prepull_pod(config: Config, *, tag: str, digest: str, node: str, seconds: int) -> Manifest:
+    """The pod the bridge creates for a request of ``tag`` at ``digest`` on ``node`` due in
+    ``seconds``: ``worker.adapters.kube.prepull_pod`` with the settings the bridge's factory
+    derives from ``config``, as the JSON the client sends."""
+    now = datetime.now(UTC)
+    request = PrepullRequestedMessage(
+        image=DockerReference.parse(config.images.repository.reference(tag, digest)),
+        tag=tag,
+        digest=digest,
+        node=node,
+        attempt=1,
+        deadline=now + timedelta(seconds=seconds),
+    )
+    pod = build_prepull_pod(request, now, factory.pod_settings(config))
 
+    async def serialize() -> Manifest:
+        api = ApiClient()
+        try:
+            sent: Manifest = api.sanitize_for_serialization(pod)
+            return sent
+        finally:
+            await api.close()
 
-def prepull_pod(
-    *,
-    namespace: str,
-    image: str,
-    tag: str,
-    digest: str,
-    node: str,
-    tolerations: list[dict[str, Any]],
-    pull_secret: str | None,
-    deadline_seconds: int,
-) -> Manifest:
-    """The prepull pod of issue 13: one container ``prepull`` running ``/bin/true`` from
-    ``image`` (a reference pinned by ``digest``) on ``node``, never restarted, tiny requests
-    and limits, the config's tolerations, labels marking it as imageledger's, a
-    deterministic DNS-1123 name.
-
-    The bridge (``imageledger kube``) builds the real one; until its builder can be imported
-    here this is the shape it must have.
-    """
-    short = digest.removeprefix("sha256:")[:12]
-    suffix = hashlib.sha256(f"{digest}/{node}".encode()).hexdigest()[:8]
-    name = f"prepull-{_dns_label(tag, 40)}-{_dns_label(node, 150)}-{suffix}"
-    resources = {"cpu": "1m", "memory": "16Mi"}
-    spec: Manifest = {
-        "nodeName": node,
-        "restartPolicy": "Never",
-        "activeDeadlineSeconds": deadline_seconds,
-        "automountServiceAccountToken": False,
-        "tolerations": tolerations,
-        "containers": [
-            {
-                "name": "prepull",
-                "image": image,
-                "command": ["/bin/true"],
-                "imagePullPolicy": "IfNotPresent",
-                "resources": {"requests": resources, "limits": resources},
-            }
-        ],
-    }
-    if pull_secret is not None:
-        spec["imagePullSecrets"] = [{"name": pull_secret}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "imageledger",
-                "app.kubernetes.io/component": "prepull",
-                "imageledger.io/digest": short,
-                "imageledger.io/node": _dns_label(node, 63),
-            },
-        },
-        "spec": spec,
-    }
+    return asyncio.run(serialize())

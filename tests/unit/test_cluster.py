@@ -92,6 +92,7 @@ def test_pod_names_are_valid_and_keep_digest_and_attempt(tag: str, node: str, at
     assert name.endswith(f"-abababababab-{attempt}")
     assert name == prepull_pod_name(tag, node, DIGEST, attempt)
     assert name != prepull_pod_name(tag, node, "sha256:" + "cd" * 32, attempt)
+    assert name != prepull_pod_name(tag, node + "x", DIGEST, attempt)
 
 
 @given(st.text(max_size=300))

@@ -13,6 +13,7 @@ from worker.cli.deadletters import dead_letters_group
 from worker.cli.evaluate import evaluate_command
 from worker.cli.explain import explain_command
 from worker.cli.history import history_command
+from worker.cli.kube import kube_command
 from worker.cli.prune import prune_command
 from worker.cli.refresh import refresh_command
 from worker.cli.resolve import resolve_command
@@ -64,6 +65,7 @@ for _command in (
     rebuild_command,
     refresh_command,
     run_command,
+    kube_command,
     menu_command,
     status_command,
     resolve_command,

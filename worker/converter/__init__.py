@@ -6,7 +6,12 @@ with camelCase keys (``parse_config``, ``load_config``). Both are strict: unknow
 errors, timestamps need a zone, nothing is coerced, and a failure names the bad key path.
 """
 
-from worker.converter.bodies import decode_message, decode_outbound_message, encode_message
+from worker.converter.bodies import (
+    decode_delivery,
+    decode_message,
+    decode_outbound_message,
+    encode_message,
+)
 from worker.converter.core import converter, structure
 from worker.converter.documents import (
     load_config,
@@ -28,6 +33,7 @@ from worker.converter.strict import ValidationError
 __all__ = [
     "ValidationError",
     "converter",
+    "decode_delivery",
     "decode_message",
     "decode_outbound_message",
     "encode_message",

@@ -12,15 +12,17 @@ from worker.converter.core import converter
 from worker.converter.strict import describe_error
 from worker.domain.errors import MessageRejected
 from worker.domain.messages import (
+    CONSUMED_MESSAGES,
     INBOUND_MESSAGES,
     MAX_MESSAGE_BYTES,
     OUTBOUND_MESSAGES,
+    ConsumedMessage,
     InboundMessage,
     InvalidFieldError,
     OutboundMessage,
 )
 
-__all__ = ["decode_message", "decode_outbound_message", "encode_message"]
+__all__ = ["decode_delivery", "decode_message", "decode_outbound_message", "encode_message"]
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -79,6 +81,13 @@ def decode_message(routing_key: str, body: bytes) -> InboundMessage:
     zone, bad references and references without a digest where one is required.
     """
     message: InboundMessage = _decode(INBOUND_MESSAGES, routing_key, body)
+    return message
+
+
+def decode_delivery(routing_key: str, body: bytes) -> ConsumedMessage:
+    """Decode what a work queue delivers (an inbound message, or the bridge's
+    ``prepull.requested``), as strictly as ``decode_message``."""
+    message: ConsumedMessage = _decode(CONSUMED_MESSAGES, routing_key, body)
     return message
 
 

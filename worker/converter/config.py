@@ -13,6 +13,7 @@ from worker.config import (
     DockerSource,
     GoogleSource,
     ImagesConfig,
+    KubeConfig,
     LabConfig,
     PrepullConfig,
     QueueConfig,
@@ -27,7 +28,7 @@ __all__ = ["CONFIG_CLASSES", "register_config"]
 
 CONFIG_CLASSES = (
     DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
-    LabConfig, PrepullConfig, QueueConfig, Config,
+    LabConfig, PrepullConfig, QueueConfig, KubeConfig, Config,
 )  # fmt: skip
 """The classes read and written with camelCase keys."""
 

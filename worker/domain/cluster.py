@@ -177,11 +177,14 @@ def prepull_pod_name(tag: str, node: str, digest: str, attempt: int) -> str:
 
     Tag and node are sanitized as the reference does; the digest prefix and attempt keep
     the name unique when a tag moves or a prepull is retried. A long tag or node is cut,
-    never the suffix.
+    never the suffix, and then a hash of both joins the suffix, so that two nodes whose
+    names differ only after the cut get pods of their own.
     """
     hex_part = digest.partition(":")[2] or digest
     suffix = f"-{_dns_part(hex_part)[:12]}-{attempt}"
     head = "-".join(p for p in ("prepull", _dns_part(tag), _dns_part(node)) if p)
+    if len(head) > _MAX_NAME - len(suffix):
+        suffix = f"-{hashlib.sha256(f'{tag}/{node}'.encode()).hexdigest()[:10]}{suffix}"
     return head[: _MAX_NAME - len(suffix)].rstrip(".-") + suffix
 
 

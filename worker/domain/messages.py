@@ -13,9 +13,11 @@ from worker.domain.nodes import KubeletImage, Taint
 from worker.domain.references import DockerReference
 
 __all__ = [
+    "CONSUMED_MESSAGES",
     "INBOUND_MESSAGES",
     "MAX_MESSAGE_BYTES",
     "OUTBOUND_MESSAGES",
+    "ConsumedMessage",
     "Delivery",
     "ImagesChangedMessage",
     "InboundMessage",
@@ -123,14 +125,15 @@ INBOUND_MESSAGES: Mapping[str, type[InboundMessage]] = {
 
 @frozen
 class Delivery:
-    """A decoded inbound message as the handler sees it.
+    """A decoded message as a consumer's handler sees it (the worker's inbound messages,
+    the bridge's ``prepull.requested``).
 
     ``message_id`` is the AMQP ``message_id`` property, or ``sha256:<hex of the body>`` when a
     publisher left it out, so a redelivery always has the same id. ``attempt`` counts handler
     attempts through the retry (delay) queue, starting at 1.
     """
 
-    message: InboundMessage
+    message: ConsumedMessage
     message_id: str
     routing_key: str
     attempt: int = 1
@@ -206,6 +209,15 @@ OUTBOUND_MESSAGES: Mapping[str, type[OutboundMessage]] = {
     for cls in (PrepullRequestedMessage, PrepullCompleteMessage, ImagesChangedMessage)
 }
 """Routing key -> message class, for everything the worker publishes."""
+
+ConsumedMessage: TypeAlias = InboundMessage | PrepullRequestedMessage
+"""What a work queue delivers: the worker's inbound messages, the bridge's requests."""
+
+CONSUMED_MESSAGES: Mapping[str, type[ConsumedMessage]] = {
+    **INBOUND_MESSAGES,
+    PrepullRequestedMessage.ROUTING_KEY: PrepullRequestedMessage,
+}
+"""Routing key -> message class, for everything a work queue (worker or bridge) takes."""
 
 
 @frozen

@@ -2,7 +2,8 @@
 
 The package face: entry points import from here. ``application`` and ``runtime`` build a
 worker's graph once (engine, HTTP session, registry client, broker, stores); `Operations`
-gives the operator commands their use cases, each on the adapters it needs.
+gives the operator commands their use cases, each on the adapters it needs; ``bridge_runtime``
+builds the Kubernetes bridge's graph.
 """
 
 from worker.factory.application import (
@@ -22,6 +23,14 @@ from worker.factory.application import (
     runtime,
     utcnow,
 )
+from worker.factory.bridge import (
+    BridgeHealth,
+    BridgeRuntime,
+    bridge_runtime,
+    bridge_settings,
+    kubeconfig,
+    pod_settings,
+)
 from worker.factory.operations import DEFAULT_PREFIX, Operations
 from worker.factory.startup import start_fields, version
 
@@ -34,13 +43,19 @@ __all__ = [
     "PASSWORD_ENV",
     "USERNAME_ENV",
     "Application",
+    "BridgeHealth",
+    "BridgeRuntime",
     "Health",
     "Operations",
     "Runtime",
     "application",
+    "bridge_runtime",
+    "bridge_settings",
     "broker_settings",
     "config_path",
+    "kubeconfig",
     "load",
+    "pod_settings",
     "runtime",
     "start_fields",
     "utcnow",

@@ -1,5 +1,6 @@
-"""compose.yaml's seed, migrate, worker and cluster, run here as compose runs them (through the
-image's entrypoint, secrets as files), converge on the real registry, PostgreSQL and RabbitMQ.
+"""compose.yaml's seed, migrate, worker, refresh, cluster and bridge, run here as compose runs
+them (through the image's entrypoint, secrets as files), converge on the real registry,
+PostgreSQL and RabbitMQ.
 
 No Docker engine runs on this machine, so the images and the compose network are not
 exercised; the commands, environment, secrets, configuration and entrypoint are.
@@ -20,6 +21,7 @@ import pytest
 from livedemo.board import Board, read_board
 from tests.support.compose_stack import LocalStack
 from tests.support.database import raw_url
+from tests.support.manifests import ROOT
 from tests.support.net import free_port
 from tests.support.registry import RunningRegistry
 
@@ -57,12 +59,30 @@ async def converge(database_url: str, recommended: str) -> Board:
         await connection.close()
 
 
+def kubeconfig(port: int, token: str) -> str:
+    """The ``kubeconfig`` secret as ``deploy/compose/make-secrets`` writes it, for a port here."""
+    script = (ROOT / "deploy" / "compose" / "make-secrets").read_text()
+    text = script.split('write kubeconfig "', 1)[1].split('"', 1)[0]
+    return text.replace("http://cluster:6443", f"http://127.0.0.1:{port}").replace(
+        "$(random_password)", token
+    )
+
+
 @pytest.mark.slow
 async def test_the_stack_converges(
     tmp_path: Path, registry: RunningRegistry, empty_database_url: str, amqp_url: str
 ) -> None:
-    hosts = {"http://registry:5000": str(registry.url), "registry:5000": registry.host}
-    secrets = {"database_url": empty_database_url, "amqp_url": amqp_url}
+    cluster_port, bridge_port = free_port(), free_port()
+    hosts = {
+        "http://registry:5000": str(registry.url),
+        "registry:5000": registry.host,
+        "0.0.0.0": "127.0.0.1",
+    }
+    secrets = {
+        "database_url": empty_database_url,
+        "amqp_url": amqp_url,
+        "kubeconfig": kubeconfig(cluster_port, uuid.uuid4().hex),
+    }
     port = free_port()
     async with LocalStack.open(tmp_path, hosts, secrets) as stack:
         stack.extra_env = {
@@ -79,7 +99,10 @@ async def test_the_stack_converges(
         health = " ".join(stack.compose["services"]["worker"]["healthcheck"]["test"])
         (path,) = re.findall(r"127\.0\.0\.1:\d+(/\w+)", health)
         await stack.wait_healthy("worker", await readiness_url(port, path))
+        assert "refresh requested" in await stack.run("refresh")
         await stack.start("cluster")
+        await stack.start("bridge", {"IMAGELEDGER_PORT": str(bridge_port)})
+        await stack.wait_healthy("bridge", f"http://127.0.0.1:{bridge_port}/readyz")
         board = await converge(empty_database_url, match[2])
     eligible = [node for node, ok in board.nodes if ok]
     assert len(board.nodes) == 4

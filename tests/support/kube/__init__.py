@@ -1,4 +1,5 @@
-"""A stand-in Kubernetes API server with simulated kubelets, for the bridge's tests.
+"""A stand-in Kubernetes API server with simulated kubelets, for the bridge's tests (and, as
+``python -m tests.support.kube``, the cluster of the demo and the compose stack).
 
 It speaks the real REST wire format (objects built with kubernetes_asyncio's models) for
 what the bridge uses: nodes get/list/watch, pods create/get/list/watch/delete in
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import yaml
 from attrs import define, field
 from kubernetes_asyncio.client import V1ContainerImage, V1Node, V1Pod, V1Taint
 
-from tests.support.certs import make_server_tls
 from tests.support.kube.kubelet import IMAGE_SIZE, Kubelet, KubeletTiming
 from tests.support.kube.objects import Wire, make_node, now
 from tests.support.kube.rbac import BRIDGE_USER, Role
@@ -44,7 +44,15 @@ class KubeStandIn:
     history_limit: int | None = None
     bookmark_seconds: float = 0.5
     token: str = field(factory=lambda: secrets.token_urlsafe(24))
+    host: str = "127.0.0.1"
+    port: int = 0
+    server_url: str | None = None
+    """The URL the kubeconfig names (default: ``url``), e.g. a host name of a network."""
+    flaky: Callable[[V1Pod], bool] | None = None
+    """Pods whose pull fails (as for an unpullable image), chosen per pod."""
     kubeconfig: Path = field(init=False)
+    created: list[tuple[str, str]] = field(factory=list, init=False)
+    """(name, node) of every pod created, in order."""
     _wire: Wire = field(init=False)
     _server: ApiServer = field(init=False)
     _kubelet: Kubelet = field(init=False)
@@ -58,19 +66,26 @@ class KubeStandIn:
             lambda pod: store.write("Pod", pod.metadata.namespace, pod),
             lambda node: store.write("Node", None, node),
             self.timing,
+            flaky=self.flaky,
         )
         self._server = ApiServer(
             store,
             self._wire,
             self.token,
-            self._kubelet.admit,
+            self._admit,
             self._kubelet.forget,
             role=self.role,
             bookmark_seconds=self.bookmark_seconds,
             tls=self._ssl_context(),
+            host=self.host,
+            port=self.port,
         )
         await self._server.start()
         self.kubeconfig = self._write_kubeconfig()
+
+    def _admit(self, pod: V1Pod) -> None:
+        self.created.append((pod.metadata.name, pod.spec.node_name or ""))
+        self._kubelet.admit(pod)
 
     async def stop(self) -> None:
         """Stop the kubelets and the server."""
@@ -86,7 +101,8 @@ class KubeStandIn:
     @property
     def url(self) -> str:
         """The API server's URL."""
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.port}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self._server.port}"
 
     @property
     def requests(self) -> list[tuple[str, str]]:
@@ -96,13 +112,15 @@ class KubeStandIn:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
             return None
+        from tests.support.certs import make_server_tls  # cryptography: only with TLS
+
         files = make_server_tls(self.directory / "tls")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(files.cert_path, files.key_path)
         return context
 
     def _write_kubeconfig(self) -> Path:
-        cluster: dict[str, str] = {"server": self.url}
+        cluster: dict[str, str] = {"server": self.server_url or self.url}
         if self.tls:
             cluster["certificate-authority"] = str(self.directory / "tls" / "ca.pem")
         config = {

@@ -53,6 +53,8 @@ class Kubelet:
     write_node: Callable[[V1Node], None]
     timing: KubeletTiming = field(factory=KubeletTiming)
     unpullable: set[str] = field(factory=set)
+    flaky: Callable[[V1Pod], bool] | None = None
+    """Pods whose pull fails as if their image were unpullable (chosen per pod)."""
     _tasks: dict[str, asyncio.Task[None]] = field(factory=dict, init=False)
 
     def admit(self, pod: V1Pod) -> None:
@@ -100,7 +102,7 @@ class Kubelet:
         self.write_pod(pod)
         if not _holds(node, image):
             await asyncio.sleep(self.timing.pull_seconds)
-        if image in self.unpullable:
+        if image in self.unpullable or (self.flaky is not None and self.flaky(pod)):
             await self._fail_pulls(pod, image)
             return
         self._add_image(node, image)

@@ -46,6 +46,7 @@ class ApiServer:
     bookmark_seconds: float = 1.0
     default_watch_seconds: float = 1800.0
     tls: ssl.SSLContext | None = None
+    host: str = "127.0.0.1"
     port: int = 0
     requests: list[tuple[str, str]] = field(factory=list)
     _runner: web.AppRunner | None = field(default=None, init=False)
@@ -57,7 +58,7 @@ class ApiServer:
         return self._runner is not None
 
     async def start(self) -> None:
-        """Listen on 127.0.0.1 (the same port again after a stop)."""
+        """Listen on ``host`` (the same port again after a stop)."""
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/api/v1/nodes", self._nodes)
         app.router.add_get("/api/v1/nodes/{name}", self._node)
@@ -67,7 +68,7 @@ class ApiServer:
         app.router.add_delete("/api/v1/namespaces/{namespace}/pods/{name}", self._delete_pod)
         runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.tls).start()
+        await web.TCPSite(runner, self.host, self.port, ssl_context=self.tls).start()
         self.port = runner.addresses[0][1]
         self._runner = runner
 

@@ -10,6 +10,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ from worker.logs import LOG_LEVEL_ENV
 TEXT = (ROOT / "compose.yaml").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load(TEXT)
 SERVICES: dict[str, Any] = COMPOSE["services"]
-ONE_SHOTS = {"seed", "migrate"}
+ONE_SHOTS = {"seed", "migrate", "refresh"}
 
 
 def known_environment() -> set[str]:
@@ -65,12 +66,13 @@ def test_the_parser_would_catch_mistakes() -> None:
 
 def test_services_health_checks_and_restarts() -> None:
     assert set(SERVICES) == {
-        "postgres", "rabbitmq", "registry", "seed", "migrate", "worker", "cluster"
+        "postgres", "rabbitmq", "registry", "seed", "migrate", "worker", "refresh", "cluster",
+        "bridge",
     }  # fmt: skip
     for name, service in SERVICES.items():
         if name in ONE_SHOTS:
             assert service["restart"] == "no", name
-        elif name != "cluster":
+        else:
             assert "healthcheck" in service, name
     assert SERVICES["rabbitmq"]["image"].endswith("-management")
 
@@ -89,26 +91,48 @@ def test_dependencies_wait_for_the_right_conditions() -> None:
     worker = set(SERVICES["worker"]["depends_on"])
     assert worker == {"rabbitmq", "migrate", "seed"}
     assert set(SERVICES["migrate"]["depends_on"]) == {"postgres"}
-    assert set(SERVICES["cluster"]["depends_on"]) == {"worker"}
+    assert set(SERVICES["refresh"]["depends_on"]) == {"worker"}
+    assert set(SERVICES["bridge"]["depends_on"]) == {"rabbitmq", "cluster"}
+    assert "depends_on" not in SERVICES["cluster"]
 
 
 def test_commands_exist() -> None:
     assert SERVICES["migrate"]["command"] == ["imageledger", "migrate"]
     assert SERVICES["worker"]["command"] == ["imageledger", "run"]
-    assert {"migrate", "run"} <= set(main.commands)
+    assert SERVICES["refresh"]["command"] == ["imageledger", "refresh"]
+    assert SERVICES["bridge"]["command"] == ["imageledger", "kube"]
+    assert {"migrate", "run", "refresh", "kube"} <= set(main.commands)
     for name in ("seed", "cluster"):
         argv = SERVICES[name]["command"]
         assert argv[:2] == ["python", "-m"], name
-        assert importlib.util.find_spec(argv[2]) is not None, argv
+        assert importlib.util.find_spec(entry_module(argv[2])) is not None, argv
+
+
+def entry_module(module: str) -> str:
+    """What ``python -m module`` runs: the module, or a package's ``__main__``."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None, module
+    return f"{module}.__main__" if spec.submodule_search_locations else module
+
+
+def loaded_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports a module makes when it is loaded: not those inside functions, which run
+    only on their path (the stand-in's TLS, unused by the compose cluster, needs
+    ``cryptography``)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            yield from loaded_imports(node)
 
 
 def imports(module: str) -> tuple[Path, set[str]]:
-    """The file of ``module`` and the absolute imports it makes."""
+    """The file of ``module`` and the absolute imports it makes when loaded."""
     spec = importlib.util.find_spec(module)
     assert spec is not None, module
     assert spec.origin is not None, module
     names: set[str] = set()
-    for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+    for node in loaded_imports(ast.parse(Path(spec.origin).read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
         elif isinstance(node, ast.Import):
@@ -149,12 +173,13 @@ def test_the_demo_image_holds_what_seed_and_cluster_import() -> None:
     assert isinstance(project, dict)
     installed = set(runtime_closure(list(project["dependencies"])))
     for name in ("seed", "cluster"):
-        files, distributions = demo_modules(SERVICES[name]["command"][2])
+        files, distributions = demo_modules(entry_module(SERVICES[name]["command"][2]))
         assert Path("tests/support/push.py") in files or name == "cluster"
+        assert Path("tests/support/kube/server.py") in files or name == "seed"
         for path in files:
             assert any(path.is_relative_to(src) or str(path) == src for src in copied), path
         assert distributions <= installed, distributions - installed
-    for service in ("seed", "cluster", "migrate", "worker"):
+    for service in ("seed", "cluster", "migrate", "worker", "refresh", "bridge"):
         target = SERVICES[service]["build"]["target"]
         assert re.search(rf"^FROM \S+ AS {target}$", dockerfile, re.M), target
 
@@ -188,17 +213,33 @@ def test_mounted_files_and_build_contexts_exist() -> None:
 
 def test_the_workers_config_points_at_the_seeded_registry() -> None:
     (mount,) = SERVICES["worker"]["volumes"]
+    assert SERVICES["bridge"]["volumes"] == [mount]
     source, target, _ = mount.split(":")
     assert SERVICES["worker"]["environment"]["IMAGELEDGER_CONFIG"] == target
+    assert SERVICES["bridge"]["environment"]["IMAGELEDGER_CONFIG"] == target
     config = load_config(ROOT / source)
     assert isinstance(config.images.source, DockerSource)
     assert config.images.source.insecure
     host, port = config.images.source.registry.split(":")
     assert host in SERVICES
     assert f"127.0.0.1:{port}:{port}" in SERVICES[host]["ports"]
-    seed, cluster = SERVICES["seed"]["command"], SERVICES["cluster"]["command"]
+    seed = SERVICES["seed"]["command"]
     assert seed[seed.index("--registry") + 1] == f"http://{host}:{port}"
-    assert cluster[cluster.index("--registry") + 1] == f"{host}:{port}"
+    assert config.kube.namespace == "imageledger"  # the stand-in's default namespace
+
+
+def test_the_kubeconfig_names_the_stand_in_service(tmp_path: Path) -> None:
+    script = ROOT / "deploy" / "compose" / "make-secrets"
+    subprocess.run([str(script), str(tmp_path)], check=True, capture_output=True, timeout=30)
+    kubeconfig = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    server = urlsplit(kubeconfig["clusters"][0]["cluster"]["server"])
+    assert server.scheme == "http"
+    assert server.hostname in SERVICES
+    assert server.hostname == "cluster"
+    assert f"{server.port})" in " ".join(SERVICES["cluster"]["healthcheck"]["test"])
+    (context,) = kubeconfig["contexts"]
+    assert context["context"]["namespace"] == "imageledger"
+    assert len(kubeconfig["users"][0]["user"]["token"]) >= 32
 
 
 def test_every_services_secrets_are_its_own() -> None:
@@ -209,7 +250,9 @@ def test_every_services_secrets_are_its_own() -> None:
         "rabbitmq": {"rabbitmq_conf"},
         "migrate": {"database_url"},
         "worker": {"database_url", "amqp_url"},
-        "cluster": {"amqp_url"},
+        "refresh": {"amqp_url"},
+        "cluster": {"kubeconfig"},
+        "bridge": {"amqp_url", "kubeconfig"},
     }
 
 
@@ -218,9 +261,14 @@ def test_the_secret_check_catches_what_it_should() -> None:
     for name in ("rabbitmq", "worker"):
         shared_env["services"][name]["env_file"] = ["compose.env"]
     assert len(secret_problems(shared_env)) == 2
+    unread = copy.deepcopy(COMPOSE)  # a kubeconfig mounted but not named by KUBECONFIG
+    del unread["services"]["bridge"]["environment"]["KUBECONFIG"]
+    assert secret_problems(unread) == [
+        "bridge: mounts secret kubeconfig at /run/secrets/kubeconfig but does not read it"
+    ]
     stray = copy.deepcopy(COMPOSE)
     stray["services"]["rabbitmq"]["secrets"].append("database_url")
-    stray["services"]["cluster"]["environment"]["IMAGELEDGER_DATABASE_URL_FILE"] = (
+    stray["services"]["bridge"]["environment"]["IMAGELEDGER_DATABASE_URL_FILE"] = (
         "/run/secrets/database_url"
     )
     stray["services"]["registry"]["environment"]["REGISTRY_HTTP_SECRET"] = "s3cret"
@@ -228,7 +276,7 @@ def test_the_secret_check_catches_what_it_should() -> None:
     stray["secrets"]["unused"] = {"file": "./compose.secrets/unused"}
     problems = " | ".join(secret_problems(stray))
     assert "rabbitmq: mounts secret database_url" in problems
-    assert "cluster: reads /run/secrets/database_url" in problems
+    assert "bridge: reads /run/secrets/database_url" in problems
     assert "registry: environment REGISTRY_HTTP_SECRET" in problems
     assert "seed: environment URL" in problems
     assert "secret unused is mounted by no service" in problems

@@ -17,6 +17,7 @@ import yaml
 from tests.support.manifests import ROOT, Manifest, containers, kubectl, pod_templates, render
 from tests.support.rbac import prepull_pod
 from worker.cli import main
+from worker.converter import parse_config
 
 DOC = ROOT / "docs" / "kubernetes.md"
 
@@ -159,11 +160,10 @@ def test_cluster_commands_name_what_exists() -> None:
     objects = render(overlay)
     names = object_names(objects)
     (namespace,) = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
-    digest = "sha256:" + "0" * 64
-    pod = prepull_pod(
-        namespace=namespace, image=f"r/x:t@{digest}", tag="t", digest=digest, node="n",
-        tolerations=[], pull_secret=None, deadline_seconds=60,
-    )  # fmt: skip
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]))
+    pod = prepull_pod(config, tag="t", digest="sha256:" + "0" * 64, node="n", seconds=60)
+    assert pod["metadata"]["namespace"] == namespace
     checked = 0
     for argv in COMMANDS:
         if verb(argv) not in CLUSTER_VERBS:

@@ -27,23 +27,11 @@ def bridge(objects: list[Manifest]) -> ServiceAccount:
 
 
 def the_pod(objects: list[Manifest], node: str = "node-1.example.org") -> Manifest:
-    """The pod the bridge would create for the rendered config."""
+    """The pod the bridge creates (its own builder) for the rendered config."""
     (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
-    document = yaml.safe_load(config_map["data"]["config.yaml"])
-    config = parse_config(document)
-    return prepull_pod(
-        namespace=document["kube"]["namespace"],
-        image=config.images.repository.reference("w_2077_43", DIGEST),
-        tag="w_2077_43",
-        digest=DIGEST,
-        node=node,
-        tolerations=[
-            {k: v for k, v in t.items() if v is not None}
-            for t in document["lab"].get("tolerations", [])
-        ],
-        pull_secret=document["kube"].get("imagePullSecret"),
-        deadline_seconds=int(config.images.prepull_timeout.total_seconds()),
-    )
+    config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]))
+    seconds = int(config.images.prepull_timeout.total_seconds())
+    return prepull_pod(config, tag="w_2077_43", digest=DIGEST, node=node, seconds=seconds)
 
 
 @LAYOUTS
@@ -142,4 +130,11 @@ def test_the_prepull_pod_has_the_issue_shape(layout: Path) -> None:
     assert spec["nodeName"] == long_node
     assert spec["restartPolicy"] == "Never"
     assert container["resources"]["limits"] == {"cpu": "1m", "memory": "16Mi"}
+    assert container["resources"]["requests"] == {"cpu": "1m", "memory": "16Mi"}
+    assert 0 < spec["activeDeadlineSeconds"] <= 600
     assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "imageledger"
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    document = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert spec["imagePullSecrets"] == [{"name": document["kube"]["imagePullSecret"]}]
+    wanted = [{k: v for k, v in t.items() if v is not None} for t in document["lab"]["tolerations"]]
+    assert spec.get("tolerations", []) == wanted

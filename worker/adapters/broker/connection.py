@@ -35,6 +35,7 @@ from worker.adapters.broker.topology import (
     BrokerMetrics,
     BrokerSettings,
     BrokerUnavailableError,
+    Consumer,
     NoMetrics,
     Topology,
     amqp_url,
@@ -76,13 +77,20 @@ def safe_amqp_url(url: str) -> str:
 
 
 class Broker:
-    """The worker's RabbitMQ: connect once (``connect``), declare the topology, publish
-    with confirms, run one batch consumer per work queue, and close gracefully."""
+    """A process's RabbitMQ: connect once (``connect``), declare the topology (the
+    worker's, or with ``consumer="bridge"`` the bridge's), publish with confirms, run one
+    batch consumer per work queue, and close gracefully."""
 
-    def __init__(self, settings: BrokerSettings, metrics: BrokerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        metrics: BrokerMetrics | None = None,
+        *,
+        consumer: Consumer = "worker",
+    ) -> None:
         self._settings = settings
         self._metrics: BrokerMetrics = metrics or NoMetrics()
-        self._topology = build_topology(settings.prefix, settings.delivery_limit)
+        self._topology = build_topology(settings.prefix, settings.delivery_limit, consumer)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -208,6 +216,7 @@ class Broker:
         handler: BatchHandler,
         *,
         transient: tuple[type[BaseException], ...] = (TransientError,),
+        outage: str = "database",
     ) -> None:
         """Start a batch consumer on the work queue bound to ``routing_key``.
 
@@ -216,12 +225,13 @@ class Broker:
         acknowledged, no attempt counted, consuming paused — and handed to it again with
         back-off until it commits; anything else to have the failing messages isolated and
         retried through the delay queue up to ``max_attempts`` times, then dead-lettered.
+        ``outage`` names, in the log, what a held batch waits for.
         """
         if self._connection is None:
             raise BrokerError("the broker is not connected (call connect() first)")
         queue = self._topology.queue_for(routing_key)
         consumer = BatchConsumer(
-            self._topology, queue, handler, self._settings, self._metrics, transient
+            self._topology, queue, handler, self._settings, self._metrics, transient, outage
         )
         await consumer.start(self._connection)
         self._consumers.append(consumer)

@@ -37,7 +37,7 @@ from worker.adapters.broker.topology import (
     Topology,
     declare_queue,
 )
-from worker.converter import decode_message
+from worker.converter import decode_delivery
 from worker.domain.errors import MessageRejected, TransientError
 from worker.domain.messages import INBOUND_MESSAGES, Delivery
 
@@ -109,7 +109,9 @@ class BatchConsumer:
         settings: BrokerSettings,
         metrics: BrokerMetrics,
         transient: tuple[type[BaseException], ...] = (TransientError,),
+        outage: str = "database",
     ) -> None:
+        self._outage = outage
         self._topology = topology
         self._queue = queue
         self._label = queue_label(topology, queue.name)
@@ -245,21 +247,23 @@ class BatchConsumer:
     async def _handle_held(
         self, items: list[tuple[AbstractIncomingMessage, Delivery]]
     ) -> list[tuple[AbstractIncomingMessage, Delivery, BaseException]]:
-        """``_handle``, holding the batch while the handler fails transiently: wait (one
-        log line per wait, doubling) and try again, counting no attempt, until it commits.
+        """``_handle``, holding the batch while the handler fails transiently: wait
+        (doubling) and try again, counting no attempt, until it commits. The first wait of
+        an outage is a warning, the others debug lines, the end of it one info line.
         Raises _BatchAbandoned when stopping or when the deliveries' channel is lost."""
         wait = 0.0
         first = self._settings.outage_delay.total_seconds()
         ceiling = max(first, self._settings.max_outage_delay.total_seconds())
         while True:
             try:
-                return await self._handle(items)
+                handled = await self._handle(items)
             except self._transient as exc:
                 if self._stopping.is_set() or not _is_live(items[0][0]):
                     raise _BatchAbandoned(f"{type(exc).__name__}: {exc}") from exc
+                say = log.warning if wait == 0.0 else log.debug
                 wait = min(max(wait * 2, first), ceiling)
-                log.warning(
-                    f"database unavailable, retrying in {wait:g} s",
+                say(
+                    f"{self._outage} unavailable, retrying in {wait:g} s",
                     queue=self._queue.name,
                     count=len(items),
                     delay=wait,
@@ -267,6 +271,10 @@ class BatchConsumer:
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), wait)
+                continue
+            if wait:
+                log.info(f"{self._outage} available again", queue=self._queue.name)
+            return handled
 
     def _decode(self, message: AbstractIncomingMessage) -> Delivery:
         headers = message.headers or {}
@@ -276,7 +284,7 @@ class BatchConsumer:
                 f"unknown routing key {routing_key!r} for queue {self._queue.name!r}"
             )
         return Delivery(
-            message=decode_message(routing_key, message.body),
+            message=decode_delivery(routing_key, message.body),
             message_id=message.message_id or body_message_id(message.body),
             routing_key=routing_key,
             attempt=_attempt(headers.get(ATTEMPT_HEADER)),

@@ -124,8 +124,9 @@ def _dead_letter(message: AbstractIncomingMessage, topology: Topology) -> DeadLe
 
 def _unroutable(routing_key: str, topology: Topology) -> str | None:
     """The reason of a message the main exchange's alternate exchange (the dead exchange)
-    routed here: no work queue is bound to its routing key."""
-    bound = {key for queue in topology.inbound for key in queue.routing_keys}
+    routed here: no queue is bound to its routing key (the outbound keys, which the
+    bridge's queue takes too, are bound to the discard queue)."""
+    bound = {key for q in topology.queues for x, key in q.bindings if x == topology.exchange}
     return None if routing_key in bound else f"unroutable routing key {routing_key}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aio_pika
 import structlog
@@ -18,6 +18,7 @@ from worker.domain.messages import (
     NodeGoneMessage,
     NodeInventory,
     PodCompleted,
+    PrepullRequestedMessage,
     RefreshRequested,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "ATTEMPT_HEADER",
     "AUTHENTICATION_FAILED",
     "CONNECTION_LOST",
+    "CONSUMERS",
     "DEAD_AT_HEADER",
     "DEFAULT_AMQP_URL",
     "QUEUE_HEADER",
@@ -36,6 +38,7 @@ __all__ = [
     "BrokerMetrics",
     "BrokerSettings",
     "BrokerUnavailableError",
+    "Consumer",
     "ExchangeSpec",
     "InboundQueue",
     "NoMetrics",
@@ -193,9 +196,37 @@ _QUORUM = {
 
 _DISCARD = {"x-queue-type": "classic", "x-max-length": 0, "x-overflow": "drop-head"}
 
+Consumer = Literal["worker", "bridge"]
+"""Which process consumes: ``imageledger run`` or ``imageledger kube``."""
 
-def build_topology(prefix: str = "imageledger", delivery_limit: int = 20) -> Topology:
-    """The topology for one name prefix.
+CONSUMERS: dict[Consumer, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
+    # A node's deletion shares its inventories' queue: both are decided against the node
+    # as known, in arrival order.
+    "worker": (
+        ("refresh", (RefreshRequested.ROUTING_KEY,), True),
+        ("pod_completed", (PodCompleted.ROUTING_KEY,), False),
+        ("node_inventory", (NodeInventory.ROUTING_KEY, NodeGoneMessage.ROUTING_KEY), False),
+    ),
+    # The bridge's requests: a queue of its own next to the discard queue, which takes
+    # them too (an outbound key), so nothing changes for the alternate exchange.
+    "bridge": (("bridge.prepull_requested", (PrepullRequestedMessage.ROUTING_KEY,), False),),
+}
+"""The work queues of each consumer, as (name suffix, routing keys, single active consumer)."""
+
+
+def _work_queues(prefix: str, consumer: Consumer) -> tuple[InboundQueue, ...]:
+    return tuple(
+        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", keys, single)
+        for suffix, keys, single in CONSUMERS[consumer]
+    )
+
+
+def build_topology(
+    prefix: str = "imageledger", delivery_limit: int = 20, consumer: Consumer = "worker"
+) -> Topology:
+    """The topology one consumer declares for one name prefix: the exchanges, the dead
+    and discard queues, its own work queues (``CONSUMERS``), and, for the bridge, the
+    worker's too, so that what it reports waits for a worker that starts later.
 
     Work queues are quorum queues whose own dead-letter exchange is the dead exchange (used
     by the broker when ``x-delivery-limit`` is exceeded); each has a delay queue that
@@ -206,18 +237,10 @@ def build_topology(prefix: str = "imageledger", delivery_limit: int = 20) -> Top
     instead of vanishing.
     """
     dead = f"{prefix}.dead"
-    # A node's deletion shares its inventories' queue: both are decided against the node
-    # as known, in arrival order.
-    inbound = tuple(
-        InboundQueue(f"{prefix}.{suffix}", f"{prefix}.{suffix}.delay", keys, single)
-        for suffix, keys, single in (
-            ("refresh", (RefreshRequested.ROUTING_KEY,), True),
-            ("pod_completed", (PodCompleted.ROUTING_KEY,), False),
-            ("node_inventory", (NodeInventory.ROUTING_KEY, NodeGoneMessage.ROUTING_KEY), False),
-        )
-    )
+    inbound = _work_queues(prefix, consumer)
+    declared = inbound if consumer == "worker" else (*inbound, *_work_queues(prefix, "worker"))
     queues: list[QueueSpec] = []
-    for queue in inbound:
+    for queue in declared:
         work = {**_QUORUM, "x-dead-letter-exchange": dead, "x-delivery-limit": delivery_limit}
         if queue.single_active_consumer:
             work["x-single-active-consumer"] = True
