@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from worker.converter import decode_outbound_message, encode_message
-from worker.domain.changes import ImagesState, images_changed, images_changes
+from worker.domain.changes import (
+    Gating,
+    ImagesState,
+    MenuEntry,
+    Offer,
+    images_changed,
+    images_changes,
+    images_state,
+)
 from worker.domain.messages import ImagesChangedMessage, TaggedImage
 
 T0 = datetime(2077, 11, 1, tzinfo=UTC)
@@ -131,3 +139,28 @@ def test_the_message_id_is_stable_per_change_and_position() -> None:
 def test_the_message_round_trips_through_the_converter() -> None:
     message = changed(BEFORE, state())
     assert decode_outbound_message(message.ROUTING_KEY, encode_message(message)) == message
+
+
+def test_the_state_shows_gated_entries_only_while_every_eligible_node_holds_them() -> None:
+    offer = Offer(
+        "reg.test",
+        "lab",
+        (
+            MenuEntry("radio", "recommended", "sha256:r"),
+            MenuEntry("radio", "w_2077_44", "sha256:w", requires_prepulled=True),
+            MenuEntry("radio", "w_2077_43", None, requires_prepulled=True),
+            MenuEntry("dropdown", "w_2077_42", "sha256:o"),
+        ),
+        (TaggedImage("w_2077_44", "sha256:w"),),
+    )
+    assert offer.gated_digests() == frozenset({"sha256:w"})
+    pending = images_state(offer, Gating(2, {"sha256:w": 1}))
+    held = images_state(offer, Gating(2, {"sha256:w": 2}), dropdown=False)
+    nobody = images_state(offer, Gating(0, {}))
+    assert [i.tag for i in pending.menu] == ["recommended"]
+    assert [i.tag for i in pending.dropdown] == ["w_2077_42"]
+    assert [i.tag for i in held.menu] == ["recommended", "w_2077_44"]
+    assert held.dropdown == ()
+    assert [i.tag for i in nobody.menu] == ["recommended", "w_2077_44"]  # none eligible
+    assert pending.recommended == TaggedImage("recommended", "sha256:r")
+    assert pending.prepull == (TaggedImage("w_2077_44", "sha256:w"),)

@@ -19,11 +19,15 @@ from worker.domain.messages import ImagesChangedMessage, Outgoing, TaggedImage
 
 __all__ = [
     "ChangeRule",
+    "Gating",
     "ImagesState",
+    "MenuEntry",
+    "Offer",
     "RepositoryKey",
     "changed_message_id",
     "images_changed",
     "images_changes",
+    "images_state",
 ]
 
 RepositoryKey = tuple[str, str]
@@ -46,6 +50,65 @@ class ImagesState:
     def key(self) -> RepositoryKey:
         """(registry, repository)."""
         return self.registry, self.repository
+
+
+@frozen
+class MenuEntry:
+    """One menu entry as a refresh stored it: ``radio`` or ``dropdown``, and whether it
+    shows only once every eligible node holds its digest (prepull gating)."""
+
+    section: str
+    tag: str
+    digest: str | None
+    requires_prepulled: bool = False
+
+
+@frozen
+class Offer:
+    """What a refresh decided a repository offers, before prepull gating: the menu entries
+    and the prepull set, each in display order."""
+
+    registry: str
+    repository: str
+    entries: tuple[MenuEntry, ...] = ()
+    prepull: tuple[TaggedImage, ...] = ()
+
+    def gated_digests(self) -> frozenset[str]:
+        """The digests whose presence decides whether an entry shows."""
+        return frozenset(
+            e.digest for e in self.entries if e.requires_prepulled and e.digest is not None
+        )
+
+
+@frozen
+class Gating:
+    """How many nodes are eligible, and how many of them hold each digest."""
+
+    eligible_nodes: int
+    holders: Mapping[str, int]
+
+    def held(self, digest: str | None) -> bool:
+        """Whether every eligible node holds ``digest`` (vacuously, with none eligible)."""
+        return digest is not None and self.holders.get(digest, 0) >= self.eligible_nodes
+
+
+def images_state(offer: Offer, gating: Gating, *, dropdown: bool = True) -> ImagesState:
+    """What the spawner sees of an offer: the radio entries that need no prepull, or whose
+    digest every eligible node holds; the dropdown (left empty when ``dropdown`` is
+    false: only refreshes change it); the prepull set; the recommended image (the first
+    radio entry that needs no prepull)."""
+    radio = [e for e in offer.entries if e.section == "radio"]
+    shown = [e for e in radio if not e.requires_prepulled or gating.held(e.digest)]
+    listed = [e for e in offer.entries if e.section == "dropdown"] if dropdown else []
+    recommended = next((e for e in radio if not e.requires_prepulled), None)
+    return ImagesState(
+        offer.registry,
+        offer.repository,
+        menu=tuple(TaggedImage(e.tag, e.digest) for e in shown),
+        dropdown=tuple(TaggedImage(e.tag, e.digest) for e in listed),
+        prepull=offer.prepull,
+        recommended=TaggedImage(recommended.tag, recommended.digest) if recommended else None,
+    )
 
 
 ChangeRule = Callable[[ImagesState, ImagesState, int], Outgoing | None]

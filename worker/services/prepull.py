@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -12,7 +12,14 @@ import structlog
 from attrs import field, frozen
 
 from worker.config import Config
-from worker.domain.changes import ImagesState, RepositoryKey, images_changes
+from worker.domain.changes import (
+    Gating,
+    ImagesState,
+    Offer,
+    RepositoryKey,
+    images_changes,
+    images_state,
+)
 from worker.domain.events import PrepullFailed, PrepullSucceeded
 from worker.domain.messages import (
     Delivery,
@@ -56,9 +63,11 @@ class PrepullLedger(NodeLedger, Protocol):
     async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
         """Store outbound messages in this transaction; returns how many were new."""
 
-    async def images_states(self) -> dict[RepositoryKey, ImagesState]:
-        """What inventories and pod completions can change of what the spawner sees of
-        each repository: the menu as shown (prepull gating), the prepull set."""
+    async def offers(self) -> dict[RepositoryKey, Offer]:
+        """What the last refresh of each repository offers: menu entries, prepull set."""
+
+    async def gating(self, digests: Iterable[str]) -> Gating:
+        """The eligible nodes and how many of them hold each of ``digests``, now."""
 
     async def log_head(self) -> int:
         """The position of the last event, this unit's appends included."""
@@ -205,12 +214,12 @@ async def handle_batch(
     completions may show or hide menu entries (prepull gating): then ``images.changed``.
     """
     async with store.transaction() as unit:
-        before = await unit.images_states() if deliveries else None
+        gated = await _GatedOffers.read(unit) if deliveries else None
         counts = Counter(await record_inventories(unit, deliveries, rules))
         counts.update(await unit.append(completion_facts(deliveries)))
         now = clock()
         report = await plan_and_announce(unit, settings, now)
-        announced = 0 if before is None else await _announce_changes(unit, before, now)
+        announced = 0 if gated is None else await gated.announce_changes(unit, now)
     counts.update(report.appended)
     return BatchReport(
         dict(counts),
@@ -222,12 +231,37 @@ async def handle_batch(
     )
 
 
-async def _announce_changes(
-    unit: PrepullLedger, before: dict[RepositoryKey, ImagesState], now: datetime
-) -> int:
-    """``images.changed`` for each repository whose menu (as shown) changed in this unit."""
-    after = await unit.images_states()
-    if after == before:
-        return 0
-    messages = images_changes(before, after, position=await unit.log_head(), at=now)
-    return await unit.write_outbox(messages) if messages else 0
+class _GatedOffers:
+    """The repositories' offers (a batch cannot change them: only refreshes do) and what
+    the spawner saw of them when the batch began; inventories and pod completions change
+    only the gating, so the state after needs one more read of presence."""
+
+    def __init__(self, offers: dict[RepositoryKey, Offer], before: Gating) -> None:
+        self._offers = offers
+        self._before = before
+        self._digests = frozenset(d for o in offers.values() for d in o.gated_digests())
+
+    @classmethod
+    async def read(cls, unit: PrepullLedger) -> _GatedOffers:
+        offers = await unit.offers()
+        digests = {d for o in offers.values() for d in o.gated_digests()}
+        return cls(offers, await unit.gating(digests))
+
+    def states(self, gating: Gating) -> dict[RepositoryKey, ImagesState]:
+        return {
+            key: images_state(offer, gating, dropdown=False) for key, offer in self._offers.items()
+        }
+
+    async def announce_changes(self, unit: PrepullLedger, now: datetime) -> int:
+        """``images.changed`` for each repository whose menu (as shown) changed."""
+        if not self._digests:
+            return 0  # no entry waits for a prepull: nothing a batch does can show or hide one
+        after = await unit.gating(self._digests)
+        if after == self._before:
+            return 0
+        before_states, after_states = self.states(self._before), self.states(after)
+        if after_states == before_states:
+            return 0
+        position = await unit.log_head()
+        messages = images_changes(before_states, after_states, position=position, at=now)
+        return await unit.write_outbox(messages) if messages else 0

@@ -2,15 +2,16 @@
 
 The domain (``worker.domain.images``, ``menu``) computes these from tags, policy and nodes;
 this module maps its values to rows and replaces a repository's rows in a ledger
-transaction, and reads back what the spawner sees of them (``images_states``). The menu's
-radio entries other than the recommended image carry ``requires_prepulled``:
-``dashboard.menu`` shows them only while every eligible node holds their digest (from
-``ledger.image_presence``), so the menu follows prepulls without being recomputed.
+transaction, and reads them back as the domain's ``Offer`` with the ``Gating`` facts
+(eligible nodes, holders per digest) from which ``changes.images_state`` says what the
+spawner sees. The menu's radio entries other than the recommended image carry
+``requires_prepulled``: they show only while every eligible node holds their digest, so the
+menu follows prepulls without being recomputed (``dashboard.menu`` applies the same rule).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,8 @@ from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.eventlog import LedgerTransaction
 from worker.adapters.ledger.eventlog import log_head as read_log_head
 from worker.adapters.ledger.layout import check_fields, names, qualified
-from worker.adapters.ledger.statements import Sql, Statement, compose, statement
-from worker.domain.changes import ImagesState, RepositoryKey
+from worker.adapters.ledger.statements import Sql, Statement, compose
+from worker.domain.changes import Gating, MenuEntry, Offer, RepositoryKey
 from worker.domain.images import ImageCollection, Repository
 from worker.domain.menu import ImageCatalog
 from worker.domain.messages import TaggedImage
@@ -33,10 +34,12 @@ __all__ = [
     "ImageRow",
     "MenuRow",
     "PrepullTargetRow",
+    "gating",
     "image_rows",
-    "images_states",
     "log_head",
     "menu_rows",
+    "offer_of",
+    "offers",
     "replace_images",
     "replace_menu",
     "replace_prepull_targets",
@@ -208,34 +211,64 @@ async def replace_menu(
     await _replace(tx, schema.menu_entries, repository, rows)
 
 
-_WITH_DROPDOWN = statement("derived/images_states", sections=Sql(""))
-_WITHOUT_DROPDOWN = statement("derived/images_states", sections=Sql("WHERE section = 'radio'"))
+_ENTRIES = Statement(
+    "SELECT registry, repository, section, tag, digest, requires_prepulled"
+    " FROM ledger.menu_entries WHERE CAST(:registry AS text) IS NULL"
+    " OR (registry = :registry AND repository = :repository)"
+    " ORDER BY registry, repository, section, position, tag"
+)
+_TARGETS = Statement(
+    "SELECT registry, repository, tag, digest FROM ledger.prepull_targets"
+    " WHERE CAST(:registry AS text) IS NULL"
+    " OR (registry = :registry AND repository = :repository)"
+    " ORDER BY registry, repository, position, tag"
+)
+_ELIGIBLE = Statement("SELECT count(*) FROM ledger.nodes WHERE eligible AND gone_at IS NULL")
+_HOLDERS = Statement(
+    "SELECT digest, eligible_nodes FROM ledger.image_presence"
+    " WHERE digest = ANY(CAST(:digests AS text[]))"
+)
 
 
-async def images_states(
-    tx: LedgerTransaction, repository: Repository | None = None, *, dropdown: bool = True
-) -> dict[RepositoryKey, ImagesState]:
-    """What the spawner sees of each repository (or of one) right now, in this
-    transaction: the radio entries ``dashboard.menu`` shows, its dropdown (left empty
-    with ``dropdown`` false: only refreshes change it), the prepull targets and the
-    recommended image."""
+async def offers(
+    tx: LedgerTransaction, repository: Repository | None = None
+) -> dict[RepositoryKey, Offer]:
+    """What the last refresh of each repository (or of one) stored as its offer: the menu
+    entries and the prepull set (``ledger`` tables, not the public views)."""
     key = (repository.registry, repository.repository) if repository else (None, None)
-    states = _WITH_DROPDOWN if dropdown else _WITHOUT_DROPDOWN
-    async with translate_errors("read the menu and the prepull set"):
-        records = await states.fetch(tx.driver, registry=key[0], repository=key[1])
-    lists: dict[RepositoryKey, dict[str, list[TaggedImage]]] = {}
-    for registry, name, kind, tag, digest in records:
-        lists.setdefault((registry, name), {}).setdefault(kind, []).append(TaggedImage(tag, digest))
-    return {
-        key: ImagesState(
-            *key,
-            menu=tuple(kinds.get("radio", ())),
-            dropdown=tuple(kinds.get("dropdown", ())),
-            prepull=tuple(kinds.get("prepull", ())),
-            recommended=next(iter(kinds.get("recommended", ())), None),
+    where = {"registry": key[0], "repository": key[1]}
+    async with translate_errors("read the menu entries and the prepull set"):
+        entries = await _ENTRIES.fetch(tx.driver, **where)
+        targets = await _TARGETS.fetch(tx.driver, **where)
+    found: dict[RepositoryKey, tuple[list[MenuEntry], list[TaggedImage]]] = {}
+    for registry, name, section, tag, digest, gated in entries:
+        found.setdefault((registry, name), ([], []))[0].append(
+            MenuEntry(section, tag, digest, gated)
         )
-        for key, kinds in lists.items()
-    }
+    for registry, name, tag, digest in targets:
+        found.setdefault((registry, name), ([], []))[1].append(TaggedImage(tag, digest))
+    return {k: Offer(*k, tuple(e), tuple(t)) for k, (e, t) in found.items()}
+
+
+def offer_of(
+    repository: Repository, menu: Sequence[MenuRow], targets: Sequence[PrepullTargetRow]
+) -> Offer:
+    """The offer the rows a refresh is about to store make."""
+    return Offer(
+        repository.registry,
+        repository.repository,
+        tuple(MenuEntry(r.section, r.tag, r.digest, r.requires_prepulled) for r in menu),
+        tuple(TaggedImage(r.tag, r.digest) for r in targets),
+    )
+
+
+async def gating(tx: LedgerTransaction, digests: Iterable[str]) -> Gating:
+    """The eligible nodes and, for each digest, how many of them hold it, now."""
+    wanted = sorted(set(digests))
+    async with translate_errors("read image presence"):
+        nodes = int(await _ELIGIBLE.fetchval(tx.driver))
+        holders = await _HOLDERS.fetch(tx.driver, digests=wanted) if wanted else []
+    return Gating(nodes, {digest: int(count) for digest, count in holders})
 
 
 async def log_head(tx: LedgerTransaction) -> int:

@@ -16,12 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
-from worker.adapters.ledger.derived import images_states, log_head
+from worker.adapters.ledger.derived import gating, log_head, offers
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
-from worker.domain.changes import ImagesState, RepositoryKey
+from worker.domain.changes import Gating, Offer, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
 from worker.domain.messages import Outgoing
@@ -177,10 +177,13 @@ class WorkUnit:
         """Store outbound messages in this transaction; a known id adds nothing."""
         return await write_outbox(self._tx.driver, messages)
 
-    async def images_states(self) -> dict[RepositoryKey, ImagesState]:
-        """What inventories and pod completions can change of what the spawner sees of
-        every repository: the menu as shown (prepull gating), not the dropdown."""
-        return await images_states(self._tx, dropdown=False)
+    async def offers(self) -> dict[RepositoryKey, Offer]:
+        """What the last refresh of each repository offers (menu entries, prepull set)."""
+        return await offers(self._tx)
+
+    async def gating(self, digests: Iterable[str]) -> Gating:
+        """The eligible nodes and how many of them hold each of ``digests``, now."""
+        return await gating(self._tx, digests)
 
     async def log_head(self) -> int:
         """The position of the last event, this unit's appends included."""

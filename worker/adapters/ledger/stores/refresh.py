@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.derived import (
+    gating,
     image_rows,
-    images_states,
     log_head,
     menu_rows,
+    offer_of,
+    offers,
     replace_images,
     replace_menu,
     replace_prepull_targets,
@@ -28,7 +30,7 @@ from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
 from worker.converter import converter
-from worker.domain.changes import ChangeRule, ImagesState
+from worker.domain.changes import ChangeRule, ImagesState, Offer, images_state
 from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
 from worker.domain.images import Repository
 from worker.domain.menu import ImageCatalog
@@ -126,16 +128,20 @@ class LedgerRefreshStore:
                 and (changed or not await _has_rows(tx, view.repository))
             ):
                 before = await _state(tx, view.repository) if announce else None
-                await self._replace(tx, view, now)
+                offer = await self._replace(tx, view, now)
                 if announce is not None and before is not None:
-                    await _announce(tx, before, await _state(tx, view.repository), announce)
+                    after = images_state(offer, await gating(tx, offer.gated_digests()))
+                    await _announce(tx, before, after, announce)
         return result.appended
 
-    async def _replace(self, tx: LedgerTransaction, view: ImageCatalog, now: datetime) -> None:
+    async def _replace(self, tx: LedgerTransaction, view: ImageCatalog, now: datetime) -> Offer:
+        """Store the catalog's rows; returns the offer they make."""
         repository = view.repository
+        targets, menu = target_rows(view), menu_rows(view, self._dropdown, now)
         await replace_images(tx, repository, image_rows(view.collection))
-        await replace_prepull_targets(tx, repository, target_rows(view))
-        await replace_menu(tx, repository, menu_rows(view, self._dropdown, now))
+        await replace_prepull_targets(tx, repository, targets)
+        await replace_menu(tx, repository, menu)
+        return offer_of(repository, menu, targets)
 
 
 async def _policy_changed(tx: LedgerTransaction, policy: PolicyConfigured) -> bool:
@@ -158,8 +164,10 @@ def _hashed(policy: PolicyConfigured) -> PolicyConfigured:
 
 
 async def _state(tx: LedgerTransaction, repository: Repository) -> ImagesState:
+    """What the spawner sees of the repository's stored offer now."""
     key = (repository.registry, repository.repository)
-    return (await images_states(tx, repository)).get(key, ImagesState(*key))
+    offer = (await offers(tx, repository)).get(key, Offer(*key))
+    return images_state(offer, await gating(tx, offer.gated_digests()))
 
 
 async def _announce(
