@@ -29,7 +29,9 @@ def test_migrate_and_rebuild_print_a_json_result(database_url: str) -> None:
     result = json.loads(rebuilt.stdout)
     assert set(result) == {"database", "events", "rows_written", "seconds", "events_per_second"}
     assert result["events"] == 0
-    assert rebuilt.stderr.startswith("rebuild: ")  # progress stays on stderr
+    assert rebuilt.stderr == ""  # no progress with --json
+    shown = runner.invoke(main, ["rebuild", "--database-url", database_url])
+    assert shown.stderr.startswith("rebuild: ")  # without: progress lines on stderr
 
 
 async def test_refresh_prints_the_published_message_id_as_json(

@@ -86,7 +86,7 @@ def refresh_command(
             click.echo(f"refresh requested (message id {message_id})")
         return
     config = factory.load(config_path)
-    progress = progress_reporter("refresh", "digests")
+    progress = progress_reporter("refresh", "digests", as_json=as_json)
     report = asyncio.run(_refresh_now(config, database_url, progress))
     if as_json:
         click.echo(json.dumps(wire.converter.unstructure(report.summary), indent=2))

@@ -41,12 +41,18 @@ from worker.adapters.ledger import (
 )
 from worker.domain.dead_letters import DeadLetter, ReplayReport, Selection
 from worker.domain.explain import Explanation, ImageQuery
-from worker.domain.history import TagChange
 from worker.domain.messages import RefreshRequested
 from worker.domain.prepull import PrepullSettings
 from worker.factory.application import database, utcnow
 from worker.services.explain import explain_image
-from worker.services.history import NodeHistory, TagAt, node_history, tag_at, tag_history
+from worker.services.history import (
+    NodeHistory,
+    TagAt,
+    TagHistory,
+    node_history,
+    tag_at,
+    tag_history,
+)
 from worker.services.unpark import UnparkReport, unpark_image
 
 __all__ = ["DEFAULT_PREFIX", "Operations"]
@@ -112,7 +118,7 @@ class Operations:
         """Per current node: eligibility and the target images it lacks."""
         return await self._on_database(dashboard.node_status_rows)
 
-    async def tag_history(self, query: ImageQuery) -> list[TagChange]:
+    async def tag_history(self, query: ImageQuery) -> TagHistory:
         """What happened to a tag (``services.history.tag_history``)."""
         return await self._on_database(lambda e: tag_history(HistoryStore(e), query))
 
