@@ -41,7 +41,7 @@ async def test_refresh_prints_the_published_message_id_as_json(
     result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert list(document) == ["message_id"]
+    assert list(document) == ["message_id", "exchange", "queue", "consumers"]
     channel = await rabbit_connection.channel()
     queue = await channel.get_queue(broker.topology.queue_for("refresh.request").name)
     async with asyncio.timeout(10), queue.iterator() as messages:  # single active consumer

@@ -23,6 +23,7 @@ from worker.domain.explain import ImageQuery, parse_image_query
 from worker.domain.references import InvalidReferenceError
 
 __all__ = [
+    "PREFIX_ENV",
     "Command",
     "CommandError",
     "Group",
@@ -86,13 +87,19 @@ database_url_option = click.option(
     show_default=True,
     help=f"PostgreSQL URL (or ${factory.DATABASE_URL_ENV}).",
 )
-amqp_url_option = click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
+amqp_url_option = click.option(
+    "--amqp-url", envvar="IMAGELEDGER_AMQP_URL", show_envvar=True, help="RabbitMQ URL."
+)
+PREFIX_ENV = "IMAGELEDGER_BROKER_PREFIX"
 prefix_option = click.option(
     "--prefix",
-    envvar="IMAGELEDGER_BROKER_PREFIX",
+    envvar=PREFIX_ENV,
+    show_envvar=True,
     default=factory.DEFAULT_PREFIX,
     show_default=True,
-    help="Exchange and queue name prefix of the workers.",
+    help="The RabbitMQ exchange name and queue name prefix; it must be the workers' "
+    "(`imageledger run` uses the same option and variable), or messages go where no "
+    "worker reads them.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 

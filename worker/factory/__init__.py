@@ -21,7 +21,7 @@ from worker.factory.application import (
     runtime,
     utcnow,
 )
-from worker.factory.operations import DEFAULT_PREFIX, Operations
+from worker.factory.operations import DEFAULT_PREFIX, Operations, RefreshRequest
 
 __all__ = [
     "CONFIG_ENV",
@@ -34,6 +34,7 @@ __all__ = [
     "Application",
     "Health",
     "Operations",
+    "RefreshRequest",
     "Runtime",
     "application",
     "broker_settings",

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.broker import (
@@ -55,7 +56,7 @@ from worker.services.history import (
 )
 from worker.services.unpark import UnparkReport, unpark_image
 
-__all__ = ["DEFAULT_PREFIX", "Operations"]
+__all__ = ["DEFAULT_PREFIX", "Operations", "RefreshRequest"]
 
 DEFAULT_PREFIX = "imageledger"
 """The exchange and queue name prefix of the workers, unless told otherwise."""
@@ -63,6 +64,17 @@ DEFAULT_PREFIX = "imageledger"
 T = TypeVar("T")
 Row = dict[str, Any]
 Progress = Callable[[int, int], None]
+
+
+@frozen
+class RefreshRequest:
+    """A published ``refresh.request``: its message id, the exchange it went to, the queue
+    bound to it and that queue's consumers right after (0: no worker will take it)."""
+
+    message_id: str
+    exchange: str
+    queue: str
+    consumers: int
 
 
 class Operations:
@@ -145,8 +157,9 @@ class Operations:
 
         return await self._on_database(unpark)
 
-    async def request_refresh(self) -> str:
-        """Publish a ``refresh.request`` for the workers; its message id.
+    async def request_refresh(self) -> RefreshRequest:
+        """Publish a ``refresh.request`` for the workers: where it went and how many
+        consumers its queue had then (none: no worker runs on this prefix).
 
         Raises BrokerUnavailableError when RabbitMQ cannot be reached (one attempt: an
         operator is waiting), BrokerError when it refuses.
@@ -154,6 +167,7 @@ class Operations:
         url = amqp_url(self._amqp_url)
         broker = Broker(BrokerSettings(url=url, prefix=self._prefix, connect_attempts=1))
         message_id = f"refresh-{uuid.uuid4()}"
+        queue = broker.topology.queue_for(RefreshRequested.ROUTING_KEY).name
         try:
             try:
                 await broker.connect()
@@ -164,13 +178,14 @@ class Operations:
                 ) from exc
             request = RefreshRequested(reason="imageledger refresh", requested_at=utcnow())
             await broker.publish_message(request, message_id=message_id)
+            state = await broker.queue_state(queue)
         except BrokerUnavailableError:
             raise
         except BrokerError as exc:
             raise BrokerError(f"cannot publish the refresh request: {exc}") from exc
         finally:
             await broker.close()
-        return message_id
+        return RefreshRequest(message_id, broker.topology.exchange, queue, state.consumers)
 
     @property
     def dead_queue(self) -> str:
