@@ -8,6 +8,7 @@ from importlib import metadata
 
 import click
 
+from worker.cli.check import check_command
 from worker.cli.common import Group
 from worker.cli.db import migrate_command, rebuild_command
 from worker.cli.deadletters import dead_letters_group
@@ -90,5 +91,6 @@ for _command in (
     history_command,
     explain_command,
     unpark_command,
+    check_command,
 ):
     main.add_command(_command)

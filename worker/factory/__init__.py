@@ -21,6 +21,7 @@ from worker.factory.application import (
     runtime,
     utcnow,
 )
+from worker.factory.checks import Check, run_checks
 from worker.factory.operations import DEFAULT_PREFIX, Operations, RefreshRequest
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "PASSWORD_ENV",
     "USERNAME_ENV",
     "Application",
+    "Check",
     "Health",
     "Operations",
     "RefreshRequest",
@@ -39,6 +41,7 @@ __all__ = [
     "application",
     "broker_settings",
     "load",
+    "run_checks",
     "runtime",
     "utcnow",
 ]

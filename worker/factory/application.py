@@ -57,6 +57,7 @@ __all__ = [
     "config_path",
     "database",
     "load",
+    "registry_client",
     "runtime",
     "utcnow",
 ]
@@ -160,20 +161,26 @@ class Application:
         )
 
 
-@asynccontextmanager
-async def application(config: Config, url: str | None = None) -> AsyncIterator[Application]:
-    """Build the application graph and close everything it opened."""
+def registry_client(config: Config, session: aiohttp.ClientSession) -> RegistryClient:
+    """The client of the configured registry, with the configured credentials, TLS and
+    plain-http settings (RegistryCredentialsError when the credentials cannot be read)."""
     source = config.images.source
     insecure = isinstance(source, DockerSource) and source.insecure
     ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
+    return RegistryClient(
+        session,
+        config.images.repository.registry,
+        insecure=insecure,
+        credentials=_credentials(config),
+        ca_bundle=ca_bundle,
+    )
+
+
+@asynccontextmanager
+async def application(config: Config, url: str | None = None) -> AsyncIterator[Application]:
+    """Build the application graph and close everything it opened."""
     async with database(url) as engine, aiohttp.ClientSession() as session:
-        client = RegistryClient(
-            session,
-            config.images.repository.registry,
-            insecure=insecure,
-            credentials=_credentials(config),
-            ca_bundle=ca_bundle,
-        )
+        client = registry_client(config, session)
         views = SpawnerViews(SpawnerStore(engine), config)
         repository = config.images.repository
         resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))

@@ -26,6 +26,7 @@ from worker.adapters.broker import (
     safe_amqp_url,
 )
 from worker.adapters.ledger import (
+    DatabaseMissingError,
     EventLog,
     ExplainStore,
     HistoryStore,
@@ -45,6 +46,7 @@ from worker.domain.explain import Explanation, ImageQuery
 from worker.domain.messages import RefreshRequested
 from worker.domain.prepull import PrepullSettings
 from worker.factory.application import database, utcnow
+from worker.factory.checks import createdb_command
 from worker.services.explain import explain_image
 from worker.services.history import (
     NodeHistory,
@@ -106,7 +108,11 @@ class Operations:
             await upgrade(engine, revision)
             return await current_revision(engine)
 
-        return await self._on_database(migrate)
+        try:
+            return await self._on_database(migrate)
+        except DatabaseMissingError as exc:
+            command = createdb_command(database_url(self._database_url))
+            raise DatabaseMissingError(f"{exc}; create it first: {command}") from exc
 
     async def rebuild(self, chunk: int | None, progress: Progress) -> RebuildReport:
         """Empty the projections and fold the whole log again."""

@@ -6,6 +6,7 @@ The package face: callers outside it import from here, never from its modules.
 from worker.adapters.ledger.database import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
+    DatabaseMissingError,
     LedgerError,
     TransientLedgerError,
     database_url,
@@ -14,7 +15,7 @@ from worker.adapters.ledger.database import (
     safe_url,
 )
 from worker.adapters.ledger.eventlog import EventLog
-from worker.adapters.ledger.migrate import current_revision, upgrade
+from worker.adapters.ledger.migrate import current_revision, revisions, upgrade
 from worker.adapters.ledger.outbox import OutboxRelay
 from worker.adapters.ledger.rebuild import RebuildReport
 from worker.adapters.ledger.rebuild import rebuild as rebuild_projections
@@ -33,6 +34,7 @@ from worker.adapters.ledger.stores import (
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "DatabaseMissingError",
     "EventLog",
     "ExplainStore",
     "HistoryStore",
@@ -53,6 +55,7 @@ __all__ = [
     "naming_database",
     "prune",
     "rebuild_projections",
+    "revisions",
     "safe_url",
     "upgrade",
 ]
