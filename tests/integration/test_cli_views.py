@@ -65,7 +65,8 @@ def test_status_per_image_and_per_node(database_url: str) -> None:
     ]  # fmt: skip
     assert lines[2].split()[:2] == ["w_2077_43", "Weekly"]
     assert lines[2].split()[-4:] == [f"sha256:{'a' * 12}", "yes", "2", "0"]
-    assert "True" not in status.output and "False" not in status.output
+    assert "True" not in status.output
+    assert "False" not in status.output
 
     menu = runner.invoke(main, ["menu", "--json"], env=env)
     assert menu.exit_code == 0
