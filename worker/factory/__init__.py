@@ -22,6 +22,7 @@ from worker.factory.application import (
     utcnow,
 )
 from worker.factory.checks import Check, run_checks
+from worker.factory.console import Console
 from worker.factory.operations import DEFAULT_PREFIX, Operations, RefreshRequest
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "USERNAME_ENV",
     "Application",
     "Check",
+    "Console",
     "Health",
     "Operations",
     "RefreshRequest",

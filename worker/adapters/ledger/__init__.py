@@ -21,6 +21,7 @@ from worker.adapters.ledger.rebuild import RebuildReport
 from worker.adapters.ledger.rebuild import rebuild as rebuild_projections
 from worker.adapters.ledger.retention import PruneReport, prune
 from worker.adapters.ledger.stores import (
+    ConsoleStore,
     ExplainStore,
     HistoryStore,
     LedgerRefreshStore,
@@ -34,6 +35,7 @@ from worker.adapters.ledger.stores import (
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "ConsoleStore",
     "DatabaseMissingError",
     "EventLog",
     "ExplainStore",
