@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from attrs import frozen
 
+from worker.domain.errors import UnknownImageError
 from worker.domain.explain import Explanation, ImageQuery
 from worker.domain.prepull import PrepullSettings
 from worker.services.explain import ExplainLedger, explain_image
@@ -22,6 +23,7 @@ from worker.services.history import (
 
 __all__ = [
     "CELL_STATES",
+    "EXPLAINED_NODES",
     "MOVES_SINCE",
     "Cell",
     "ConsoleLedger",
@@ -40,6 +42,8 @@ Row = dict[str, Any]
 MOVES_SINCE = timedelta(days=7)
 """How far back the tag moves shown go."""
 REFRESHES_SHOWN = 8
+EXPLAINED_NODES = 50
+"""An image page explains the image on this many nodes at most (each is a few queries)."""
 CELL_STATES = ("present", "pulling", "waiting", "failed", "parked")
 _STATES = {"pending": "waiting", "in_flight": "pulling", "failed": "failed", "parked": "parked"}
 
@@ -210,13 +214,18 @@ async def overview(store: ConsoleLedger, now: datetime, dead_letters: DeadLetter
 
 @frozen
 class ImagePage:
-    """What ``imageledger history`` (for a tag) and ``imageledger explain`` on every
-    current node say of one image."""
+    """What ``imageledger history`` (for a tag) and ``imageledger explain`` on the current
+    nodes say of one image."""
 
     name: str
     history: TagHistory | None
     """None when the image was named by its digest."""
     explanations: tuple[Explanation, ...]
+    """On the first ``EXPLAINED_NODES`` current nodes, by name."""
+    nodes_total: int
+    unexplained: str | None = None
+    """Why there are no explanations: the image is not in the registry now (a removed tag
+    keeps its history)."""
 
 
 @frozen
@@ -237,14 +246,22 @@ async def image_page(
     now: datetime,
     settings: PrepullSettings,
 ) -> ImagePage:
-    """The image's tag history and its explanation on every current node.
+    """The image's tag history and its explanation on the current nodes (the first
+    ``EXPLAINED_NODES`` by name).
 
-    Raises UnknownImageError for an image the ledger does not know.
+    Raises UnknownImageError for an image the ledger never knew; a tag that is gone keeps
+    its history (``unexplained`` says why nothing is explained).
     """
     changes = await tag_history(history, query) if query.tag is not None else None
     nodes = [n["node"] for n in await console.nodes()]
-    answers = [await explain_image(explain, query, node, now, settings) for node in nodes]
-    return ImagePage(str(query), changes, tuple(answers))
+    try:
+        answers = [await explain_image(explain, query, node, now, settings)
+                   for node in nodes[:EXPLAINED_NODES]]  # fmt: skip
+    except UnknownImageError as exc:
+        if changes is None:
+            raise
+        return ImagePage(str(query), changes, (), len(nodes), str(exc))
+    return ImagePage(str(query), changes, tuple(answers), len(nodes))
 
 
 async def node_page(
