@@ -1,4 +1,5 @@
-"""The worker's HTTP side (aiohttp): ``/healthz``, ``/metrics`` and the spawner API."""
+"""The worker's HTTP side (aiohttp): ``/healthz``, ``/metrics``, the spawner API and the
+status page (``worker.status_page``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from aiohttp.typedefs import Handler
 
 from worker import converter as wire
 from worker.domain.errors import ImageLedgerError
-from worker.factory import METRICS_CONTENT_TYPE, Runtime
+from worker.factory import METRICS_CONTENT_TYPE, Console, Runtime
 from worker.services.resolve import ImageName
+from worker.status_page import add_status_page, configured_token
 
 __all__ = ["create_app", "serve"]
 
@@ -110,6 +112,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/spawner/v1/images", spawner_images)
     app.router.add_get("/spawner/v1/prepulls", spawner_prepulls)
     app.router.add_get("/spawner/v1/resolve", spawner_resolve)
+    add_status_page(app, Console(runtime), configured_token())
     return app
 
 

@@ -143,6 +143,7 @@ async def test_list_shows_the_dead_letters_and_leaves_the_queue_as_it_was(
     table = await cli(poisoned, "list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
+    assert lines.pop(0) == f"4 dead letters in {poisoned.dead}:"  # the queue it read
     assert lines[0].split() == [
         "message_id",
         "routing_key",
@@ -162,7 +163,7 @@ async def test_list_shows_the_dead_letters_and_leaves_the_queue_as_it_was(
     strip = [{k: v for k, v in r.items() if k != "returns"} for r in again["dead_letters"]]
     assert strip == [{k: v for k, v in r.items() if k != "returns"} for r in first["dead_letters"]]
     limited = await cli(poisoned, "list", "--limit", "2")
-    assert len(limited.stdout.splitlines()) == 4
+    assert len(limited.stdout.splitlines()) == 5
     assert limited.stdout.splitlines()[-1] == "(2 of 4 shown; use --limit to see more)"
 
     assert await queue_depth(rabbit_connection, poisoned.dead) == 4
@@ -279,7 +280,7 @@ async def test_purge_deletes_the_selected_dead_letters_after_confirmation(
     assert out.endswith(f"deleted 2 dead letters from {poisoned.dead}\n")
     assert await queue_depth(rabbit_connection, poisoned.dead) == 0
     empty = await cli(poisoned, "list")
-    assert empty.stdout == "(none)\n"
+    assert empty.stdout == f"no dead letters in {poisoned.dead}\n"
 
 
 async def test_a_prefix_without_a_dead_queue_is_one_line(poisoned: Poisoned) -> None:

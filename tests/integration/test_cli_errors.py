@@ -104,7 +104,10 @@ def test_a_missing_database_is_one_line(
     assert (code, out) == (FAILURE, "")
     message = one_error_line(err)
     assert message.startswith(doing)
-    assert message.endswith(f'database "{name}" does not exist ({url})')
+    missing = f'database "{name}" does not exist ({url})'
+    if command == ("migrate",):  # the command that would create the schema says what to do
+        missing += f"; create it first: createdb -h 127.0.0.1 -p 5432 -U postgres {name}"
+    assert message.endswith(missing)
 
 
 @pytest.mark.parametrize("option", ["yesterday", "2077-13-01", "2077-01-01T25:00"])

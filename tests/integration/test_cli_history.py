@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner, Result
@@ -10,6 +11,7 @@ from click.testing import CliRunner, Result
 from tests.support.cli_scenario import A, B, at, build, minutes
 from tests.support.database import url_for
 from worker.cli import main
+from worker.cli.common import parse_time
 
 
 def history(url: str, *args: str) -> Result:
@@ -26,13 +28,16 @@ def test_a_tag_history_lists_discovery_resolution_move_and_removal(ledger: str) 
     result = history(ledger, "latest_weekly")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "history of tag latest_weekly:"
-    assert lines[1].split() == ["at", "change", "digest", "previous_digest", "repository"]
+    assert lines[0] == "history of tag latest_weekly (images named by the tag they go by now):"
+    assert lines[1].split() == ["at", "change", "from", "to", "repository"]
     assert [line.split()[1] for line in lines[2:]] == ["discovered", "resolved", "moved", "removed"]
+    # a move names the tags it came from and went to, not only digests
     assert lines[4].split() == [
-        minutes(60).isoformat(), "moved", "sha256:aaaaaaaaaaaa", "sha256:bbbbbbbbbbbb",
-        "registry.test/lsst/sciplat",
+        minutes(60).isoformat(), "moved", "w_2077_42", "(sha256:bbbbbbbbbbbb)",
+        "w_2077_43", "(sha256:aaaaaaaaaaaa)", "registry.test/lsst/sciplat",
     ]  # fmt: skip
+    assert lines[3].split()[1:5] == ["resolved", "(not", "resolved)", "w_2077_42"]
+    assert lines[5].split()[1:3] == ["removed", "w_2077_43"]
     document = json.loads(history(ledger, "latest_weekly", "--json").stdout)
     assert [(c["change"], c["digest"], c["previous_digest"]) for c in document["changes"]] == [
         ("discovered", None, None),
@@ -40,7 +45,23 @@ def test_a_tag_history_lists_discovery_resolution_move_and_removal(ledger: str) 
         ("moved", A, B),
         ("removed", A, None),
     ]
+    moved = document["changes"][2]
+    assert (moved["previous_digest_tag"], moved["digest_tag"]) == ("w_2077_42", "w_2077_43")
     assert document["changes"][3]["at"] == minutes(120).isoformat()
+
+
+def test_at_takes_a_time_ago(ledger: str) -> None:
+    now = datetime.now(tz=UTC)
+    assert parse_time("2h", "--at", relative=True, now=now) == now - timedelta(hours=2)
+    assert parse_time("3d", "--at", relative=True, now=now) == now - timedelta(days=3)
+    assert parse_time("1h30m ago", "--at", relative=True, now=now) == now - timedelta(minutes=90)
+    assert parse_time("2025-01-06T12:30", "--at", relative=True) == minutes(30)
+    ago = json.loads(history(ledger, "--node", "node1", "--at", "3d", "--json").stdout)
+    assert datetime.fromisoformat(ago["at"]) < now - timedelta(days=3) + timedelta(minutes=1)
+    assert [i["digest"] for i in ago["images"]] == [A]
+    gone = history(ledger, "latest_weekly", "--at", "2h")
+    assert gone.exit_code == 0, gone.output
+    assert gone.stdout.startswith("tag latest_weekly was in no repository at ")
 
 
 def test_at_a_time_shows_the_digest_the_tag_had(ledger: str) -> None:
@@ -90,8 +111,12 @@ def test_unknown_tag_and_node_exit_3(ledger: str) -> None:
 
 def test_bad_input_exits_2_with_one_line(ledger: str) -> None:
     for args, message in [
-        (["latest_weekly", "--at", "yesterday"], "--at 'yesterday': not an ISO 8601 timestamp"),
-        (["--node", "node1", "--at", "2025-13-01"], "--at '2025-13-01': not an ISO 8601 timestamp"),
+        (
+            ["latest_weekly", "--at", "yesterday"],
+            "--at 'yesterday': give an ISO 8601 time or a time ago such as 2h or 3d",
+        ),
+        (["--node", "node1", "--at", "2025-13-01"], "--at '2025-13-01': give an ISO 8601 time"),
+        (["--node", "node1", "--at", "3 fortnights"], "unknown unit 'fortnights'"),
         ([], "give either a TAG or --node NODE"),
         (["latest_weekly", "--node", "node1"], "give either a TAG or --node NODE"),
         (["sha256:" + "a" * 64], "give a tag (or registry/repository:tag), not a digest"),

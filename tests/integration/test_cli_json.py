@@ -29,7 +29,9 @@ def test_migrate_and_rebuild_print_a_json_result(database_url: str) -> None:
     result = json.loads(rebuilt.stdout)
     assert set(result) == {"database", "events", "rows_written", "seconds", "events_per_second"}
     assert result["events"] == 0
-    assert rebuilt.stderr.startswith("rebuild: ")  # progress stays on stderr
+    assert rebuilt.stderr == ""  # no progress with --json
+    shown = runner.invoke(main, ["rebuild", "--database-url", database_url])
+    assert shown.stderr.startswith("rebuild: ")  # without: progress lines on stderr
 
 
 async def test_refresh_prints_the_published_message_id_as_json(
@@ -39,7 +41,7 @@ async def test_refresh_prints_the_published_message_id_as_json(
     result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert list(document) == ["message_id"]
+    assert list(document) == ["message_id", "exchange", "queue", "consumers"]
     channel = await rabbit_connection.channel()
     queue = await channel.get_queue(broker.topology.queue_for("refresh.request").name)
     async with asyncio.timeout(10), queue.iterator() as messages:  # single active consumer

@@ -48,9 +48,25 @@ def test_status_per_image_and_per_node(database_url: str) -> None:
     table = runner.invoke(main, ["status", "--nodes"], env=env)
     assert table.exit_code == 0
     lines = table.output.splitlines()
-    assert lines[0].split() == ["node", "eligible", "missing_count", "missing", "comment"]
-    assert lines[2].split()[:4] == ["node2", "True", "2", "w_2077_44,d_2077_10_23"]
-    assert lines[3].endswith("Node is tainted (NoSchedule, gpu = true)")
+    # the missing images apart, yes/no, and the column of why not named reason
+    assert lines[0].split() == ["node", "eligible", "missing", "missing", "images", "reason"]
+    assert lines[2].split()[:5] == ["node2", "yes", "2", "w_2077_44,", "d_2077_10_23"]
+    assert lines[3].split()[:3] == ["node3", "no", "0"]
+    assert lines[3].endswith("  Node is tainted (NoSchedule, gpu = true)")
+    assert all(json.loads(nodes.output)[2][key] for key in ("reason", "node"))
+
+    status = runner.invoke(main, ["status"], env=env)
+    assert status.exit_code == 0, status.output
+    lines = status.output.splitlines()
+    assert lines[0].split() == ["tag", "name", "digest", "prepulled", "present", "missing"]
+    # a tag column, the recommended image labelled, short digests, yes/no
+    assert lines[1].split() == [
+        "w_2077_44", "(recommended)", "Weekly", "2077_44", f"sha256:{'d' * 12}", "no", "1", "1",
+    ]  # fmt: skip
+    assert lines[2].split()[:2] == ["w_2077_43", "Weekly"]
+    assert lines[2].split()[-4:] == [f"sha256:{'a' * 12}", "yes", "2", "0"]
+    assert "True" not in status.output
+    assert "False" not in status.output
 
     menu = runner.invoke(main, ["menu", "--json"], env=env)
     assert menu.exit_code == 0

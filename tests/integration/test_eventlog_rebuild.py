@@ -70,5 +70,6 @@ def test_a_missing_database_is_one_line_and_no_traceback() -> None:
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         'imageledger: error: cannot migrate: database "il_missing" does not exist '
-        "(postgresql+asyncpg://postgres@127.0.0.1:5432/il_missing)"
+        "(postgresql+asyncpg://postgres@127.0.0.1:5432/il_missing); create it first: "
+        "createdb -h 127.0.0.1 -p 5432 -U postgres il_missing"
     ]

@@ -273,14 +273,15 @@ async def test_refresh_now_command(
     assert "tags: 2  discovered: 2" in out
     assert err.splitlines()[-1].startswith("refresh: 2/2 digests (100%)")  # progress on stderr
 
-    code, out, _ = await run_cli("refresh", "--now", "--json", env=env)
+    code, out, err = await run_cli("refresh", "--now", "--json", env=env)
     assert code == 0
     assert json.loads(out)["discovered"] == 0
+    assert "digests" not in err  # never a progress report with --json
 
     code, out, _ = await run_cli("menu", env=env)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["section", "display_name", "prepulled", "reference"]
+    assert lines[0].split() == ["section", "name", "prepulled", "reference"]
     assert lines[1].startswith("radio")
     assert "Recommended (Weekly 2077_43)" in lines[1]
     code, out, _ = await run_cli("status", "--json", env=env)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib import metadata
 
 import click
 
+from worker.cli.check import check_command
 from worker.cli.common import CommandError, Group
 from worker.cli.db import migrate_command, rebuild_command
 from worker.cli.deadletters import dead_letters_group
@@ -26,7 +28,28 @@ from worker.logs import configure_logging
 __all__ = ["main", "run"]
 
 
+def _version() -> str:
+    try:
+        return metadata.version("imageledger")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"imageledger {_version()}")
+        ctx.exit()
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
@@ -74,5 +97,6 @@ for _command in (
     history_command,
     explain_command,
     unpark_command,
+    check_command,
 ):
     main.add_command(_command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -15,11 +16,14 @@ import yaml
 
 from worker import converter as wire
 from worker import factory
+from worker.cli.tables import Cell, Columns, cell_text, print_table, short_digest
+from worker.domain.durations import parse_duration
 from worker.domain.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ImageLedgerError, InvalidInputError
 from worker.domain.explain import ImageQuery, parse_image_query
 from worker.domain.references import InvalidReferenceError
 
 __all__ = [
+    "PREFIX_ENV",
     "Command",
     "CommandError",
     "Group",
@@ -83,13 +87,19 @@ database_url_option = click.option(
     show_default=True,
     help=f"PostgreSQL URL (or ${factory.DATABASE_URL_ENV}).",
 )
-amqp_url_option = click.option("--amqp-url", envvar="IMAGELEDGER_AMQP_URL", help="RabbitMQ URL.")
+amqp_url_option = click.option(
+    "--amqp-url", envvar="IMAGELEDGER_AMQP_URL", show_envvar=True, help="RabbitMQ URL."
+)
+PREFIX_ENV = "IMAGELEDGER_BROKER_PREFIX"
 prefix_option = click.option(
     "--prefix",
-    envvar="IMAGELEDGER_BROKER_PREFIX",
+    envvar=PREFIX_ENV,
+    show_envvar=True,
     default=factory.DEFAULT_PREFIX,
     show_default=True,
-    help="Exchange and queue name prefix of the workers.",
+    help="The RabbitMQ exchange name and queue name prefix; it must be the workers' "
+    "(`imageledger run` uses the same option and variable), or messages go where no "
+    "worker reads them.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -110,13 +120,29 @@ def read_data(path: Path, what: str) -> Any:
         fail(f"{what} file {path}: not valid YAML: {wire.yaml_problem(exc)}")
 
 
-def parse_time(value: str | None, option: str = "--now") -> datetime:
-    """An ISO 8601 option value (UTC when no zone is given); now when absent."""
+_AGO = re.compile(r"(?:\d+(?:\.\d+)?\s*[a-z]+\s*)+", re.IGNORECASE)
+
+
+def parse_time(
+    value: str | None, option: str = "--now", *, relative: bool = False, now: datetime | None = None
+) -> datetime:
+    """An ISO 8601 option value (UTC when no zone is given) or, with ``relative``, a time
+    ago such as ``2h``, ``3d`` or ``1h30m`` (``ago`` may follow); now when absent."""
+    moment = now or datetime.now(tz=UTC)
     if value is None:
-        return datetime.now(tz=UTC)
+        return moment
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        if relative:
+            ago = text.removesuffix("ago").strip()
+            if _AGO.fullmatch(ago):
+                try:
+                    return moment - parse_duration(ago)
+                except ValueError as exc:
+                    fail(f"{option} {value!r}: {exc}")
+            fail(f"{option} {value!r}: give an ISO 8601 time or a time ago such as 2h or 3d")
         fail(f"{option} {value!r}: not an ISO 8601 timestamp")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -149,50 +175,38 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def short_digest(digest: Any) -> str:
-    """A digest shortened for tables (``sha256:`` and 12 hex digits)."""
-    if not isinstance(digest, str):
-        return ""
-    algorithm, _, value = digest.partition(":")
-    return f"{algorithm}:{value[:12]}" if value else digest
-
-
 def print_rows(
     rows: list[dict[str, Any]],
-    columns: list[str],
+    columns: Columns,
     as_json: bool,
     empty: str = "(nothing)",
-    cell: Callable[[str, Any], str] = lambda _, value: _cell(value),
+    cell: Cell = cell_text,
 ) -> None:
-    """Rows as an aligned table (the named columns, each value shown by ``cell``), or all
-    of them as JSON."""
+    """Rows as a table (the named columns, each value shown by ``cell``: drawn on a
+    terminal, plain on a pipe), or all of them as JSON."""
     if as_json:
         print_json(rows)
         return
-    if not rows:
-        click.echo(empty)
-        return
-    cells = [[cell(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    for line in [columns, *cells]:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    print_table(rows, columns, empty=empty, cell=cell)
+
+
+def _silent(done: int, total: int) -> None:
+    """No progress shown (``--json``: the output is for a program)."""
 
 
 def progress_reporter(
-    label: str = "rebuild", unit: str = "events", tty: bool | None = None, out: Any = None
+    label: str = "rebuild",
+    unit: str = "events",
+    tty: bool | None = None,
+    out: Any = None,
+    *,
+    as_json: bool = False,
 ) -> Callable[[int, int], None]:
-    """A progress callback ``(done, total)`` on stderr: a redrawn bar on a terminal, a line
-    per 10% otherwise (logs and CI keep a readable record)."""
+    """A progress callback ``(done, total)`` on stderr: a redrawn bar when stderr is a
+    terminal, a line per 10% otherwise (logs and CI keep a readable record), nothing at
+    all with ``as_json``."""
+    if as_json:
+        return _silent
     stream = out or sys.stderr
     interactive = stream.isatty() if tty is None else tty
     started = time.monotonic()

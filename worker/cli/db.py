@@ -44,10 +44,11 @@ def migrate_command(database_url: str, revision: str, as_json: bool) -> None:
 def rebuild_command(database_url: str, chunk: int | None, as_json: bool) -> None:
     """Empty the projections and fold the whole event log again, in position order.
 
-    Progress goes to stderr; the result to stdout (an object with --json).
+    Progress goes to stderr (a bar on a terminal, none with --json); the result to stdout
+    (an object with --json).
     """
     ops = factory.Operations(database_url)
-    report = asyncio.run(ops.rebuild(chunk, progress_reporter()))
+    report = asyncio.run(ops.rebuild(chunk, progress_reporter(as_json=as_json)))
     if as_json:
         print_json(
             {

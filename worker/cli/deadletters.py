@@ -88,7 +88,11 @@ def with_selection(command: Callable[..., None]) -> Callable[..., None]:
 
 @click.group("dead-letters", cls=Group)
 def dead_letters_group() -> None:
-    """Look at, replay or delete the messages the workers dead-lettered (<prefix>.dead)."""
+    """Look at, replay or delete the messages the workers dead-lettered.
+
+    They are in the queue <prefix>.dead, where <prefix> is --prefix or
+    IMAGELEDGER_BROKER_PREFIX (default imageledger): it must be the workers' own.
+    """
 
 
 @dead_letters_group.command("list")
@@ -99,7 +103,7 @@ def dead_letters_group() -> None:
 )
 @json_option
 def list_command(amqp_url: str | None, prefix: str, limit: int, as_json: bool) -> None:
-    """Show dead letters, oldest first, without taking them off the queue."""
+    """Show dead letters, oldest first, without taking them off the queue (named first)."""
     ops = factory.Operations(amqp_url=amqp_url, prefix=prefix)
     total, letters = asyncio.run(ops.dead_letters(limit))
     if as_json:
@@ -108,7 +112,11 @@ def list_command(amqp_url: str | None, prefix: str, limit: int, as_json: bool) -
             {"queue": ops.dead_queue, "total": total, "shown": len(rows), "dead_letters": rows}
         )
         return
-    print_rows([_row(letter, short=True) for letter in letters], COLUMNS, False, "(none)")
+    if not letters:
+        click.echo(f"no dead letters in {ops.dead_queue}")
+        return
+    click.echo(f"{_plural(total)} in {ops.dead_queue}:")
+    print_rows([_row(letter, short=True) for letter in letters], COLUMNS, False)
     if total > len(letters):
         click.echo(f"({len(letters)} of {total} shown; use --limit to see more)")
 

@@ -12,6 +12,7 @@ import click
 from worker import converter as wire
 from worker import factory
 from worker.cli.common import (
+    PREFIX_ENV,
     Command,
     CommandError,
     amqp_url_option,
@@ -54,6 +55,25 @@ async def _refresh_now(
         return await app.refresh_now(progress=progress)
 
 
+def _request(amqp_url: str | None, prefix: str, as_json: bool) -> None:
+    """Publish a refresh request; warn (on stderr) when no worker consumes its queue."""
+    sent = asyncio.run(factory.Operations(amqp_url=amqp_url, prefix=prefix).request_refresh())
+    if as_json:
+        print_json(
+            {"message_id": sent.message_id, "exchange": sent.exchange, "queue": sent.queue,
+             "consumers": sent.consumers}
+        )  # fmt: skip
+    else:
+        click.echo(f"refresh requested on exchange {sent.exchange} (message id {sent.message_id})")
+    if sent.consumers == 0:
+        click.echo(
+            f"imageledger: warning: no worker consumes queue {sent.queue}: the request waits "
+            f"there until one starts with --prefix {prefix}. Is {PREFIX_ENV} (or --prefix) "
+            "the workers' prefix?",
+            err=True,
+        )
+
+
 @click.command("refresh", cls=Command)
 @click.option("--now", "in_process", is_flag=True, help="Refresh in this process and wait.")
 @config_option
@@ -74,19 +94,14 @@ def refresh_command(
     """Refresh the registry's tags and digests.
 
     With --now the refresh runs here and its summary is printed; without it a
-    refresh.request message is published for the workers.
+    refresh.request message is published for the workers on the exchange named by --prefix
+    (IMAGELEDGER_BROKER_PREFIX), with a warning when no worker consumes its queue.
     """
     if not in_process:
-        message_id = asyncio.run(
-            factory.Operations(amqp_url=amqp_url, prefix=prefix).request_refresh()
-        )
-        if as_json:
-            print_json({"message_id": message_id})
-        else:
-            click.echo(f"refresh requested (message id {message_id})")
+        _request(amqp_url, prefix, as_json)
         return
     config = factory.load(config_path)
-    progress = progress_reporter("refresh", "digests")
+    progress = progress_reporter("refresh", "digests", as_json=as_json)
     report = asyncio.run(_refresh_now(config, database_url, progress))
     if as_json:
         click.echo(json.dumps(wire.converter.unstructure(report.summary), indent=2))

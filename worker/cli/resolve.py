@@ -40,6 +40,19 @@ def _lines(image: ResolvedImage) -> list[str]:
     ]
 
 
+def _bare_tag(reference: str) -> None:
+    """A bare name (``w_2077_43``, ``recommended``) is a tag, not a reference: say which
+    option resolves it instead of failing on a reference without a tag."""
+    if any(mark in reference for mark in "/:@"):
+        return
+    hint = f"imageledger resolve --tag {reference}"
+    classes = [c.value for c in ImageClass]
+    if reference in classes:
+        hint += f" (or, for the image class, --class {reference})"
+    fail(f"REFERENCE {reference!r} is a bare tag, not registry/repository:tag; for a tag of "
+         f"the configured repository run: {hint}")  # fmt: skip
+
+
 @click.command("resolve", cls=Command)
 @click.argument("reference", required=False)
 @click.option("--tag", help="A tag of the configured repository instead of a reference.")
@@ -72,6 +85,8 @@ def resolve_command(
     named = [(name, value) for name, value in given if value is not None]
     if len(named) != 1:
         fail("give exactly one of REFERENCE, --tag or --class")
+    if reference is not None:
+        _bare_tag(reference)
     config = factory.load(config_path)
     ((name, value),) = named
     assert value is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
@@ -11,6 +12,14 @@ from worker.cli.common import Command, database_url_option, json_option, print_r
 
 __all__ = ["menu_command", "status_command"]
 
+MENU_COLUMNS = {"section": "section", "display_name": "name", "prepulled": "prepulled",
+                "reference": "reference"}  # fmt: skip
+STATUS_COLUMNS = {"tag": "tag", "display_name": "name", "digest": "digest",
+                  "prepulled": "prepulled", "present_nodes": "present",
+                  "missing_nodes": "missing"}  # fmt: skip
+NODE_COLUMNS = {"node": "node", "eligible": "eligible", "missing_count": "missing",
+                "missing": "missing images", "reason": "reason"}  # fmt: skip
+
 
 @click.command("menu", cls=Command)
 @database_url_option
@@ -18,7 +27,12 @@ __all__ = ["menu_command", "status_command"]
 def menu_command(database_url: str | None, as_json: bool) -> None:
     """The spawner menu as the views hold it: radio entries, then the dropdown."""
     rows = asyncio.run(factory.Operations(database_url).menu())
-    print_rows(rows, ["section", "display_name", "prepulled", "reference"], as_json)
+    print_rows(rows, MENU_COLUMNS, as_json)
+
+
+def _labelled(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its tag labelled when it is the recommended image."""
+    return {**row, "tag": f"{row['tag']} (recommended)"} if row.get("recommended") else row
 
 
 @click.command("status", cls=Command)
@@ -28,16 +42,16 @@ def menu_command(database_url: str | None, as_json: bool) -> None:
 )
 @json_option
 def status_command(database_url: str | None, by_node: bool, as_json: bool) -> None:
-    """Prepull status per target image: eligible nodes that have it and that lack it.
+    """Prepull status per target image: how many eligible nodes have it and lack it; the
+    recommended image is labelled.
 
-    With --nodes, per node: whether it is eligible (and why not) and which target images it
-    still lacks, each with its prepull state (in_flight, failed, parked; pending unmarked).
+    With --nodes, per node: whether it is eligible (the reason when not) and which target
+    images it still lacks, each with its prepull state (in_flight, failed, parked; pending
+    unmarked).
     """
     ops = factory.Operations(database_url)
     if by_node:
-        rows = asyncio.run(ops.node_status())
-        print_rows(rows, ["node", "eligible", "missing_count", "missing", "comment"], as_json)
+        print_rows(asyncio.run(ops.node_status()), NODE_COLUMNS, as_json)
         return
     rows = asyncio.run(ops.prepull_status())
-    columns = ["display_name", "prepulled", "present_nodes", "missing_nodes", "digest"]
-    print_rows(rows, columns, as_json)
+    print_rows(rows if as_json else [_labelled(r) for r in rows], STATUS_COLUMNS, as_json)

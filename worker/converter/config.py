@@ -1,5 +1,6 @@
 """How the configuration's YAML becomes ``worker.config`` classes: camelCase keys as the
-reference writes them, the source union, cutoff dates as dates or timestamps."""
+reference writes them (or their snake_case spelling, as its models also accept), the source
+union, cutoff dates as dates or timestamps."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from worker.config import (
     QueueConfig,
     Source,
 )
-from worker.converter.strict import register_camel_case
+from worker.converter.strict import one_spelling, register_camel_case
 from worker.domain.nodes import Toleration
 from worker.domain.policy import DropdownPolicy, ImageFilter
 from worker.domain.refresh import RemovalLimit
@@ -30,7 +31,7 @@ CONFIG_CLASSES = (
     DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
     LabConfig, PrepullConfig, QueueConfig, KubeConfig, Config,
 )  # fmt: skip
-"""The classes read and written with camelCase keys."""
+"""The classes read with camelCase (or snake_case) keys and written with camelCase keys."""
 
 
 def _cutoff_date(value: Any) -> datetime:
@@ -78,6 +79,7 @@ def register_config(conv: cattrs.Converter) -> None:
     image_filter = conv.get_structure_hook(ImageFilter)
 
     def structure_filter(value: Any, cls: type) -> ImageFilter:
+        value = one_spelling(value, ["cutoff_date"])
         if isinstance(value, dict) and "cutoffDate" in value:
             value = {**value, "cutoffDate": _cutoff_date(value["cutoffDate"])}
         return image_filter(value, cls)  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ import yaml
 from worker.config import Config, ConfigError
 from worker.converter.core import structure
 from worker.converter.inputs import GarImage, NodeFileEntry
-from worker.converter.strict import ValidationError
+from worker.converter.strict import ValidationError, camel_case
 from worker.domain.images import Repository, TagEntry
 from worker.domain.nodes import KubeletImage, Node, Taint, cached_digests
 
@@ -23,9 +23,11 @@ __all__ = [
     "yaml_problem",
 ]
 
-_READ_KEYS = ("images", "dropdownMenu", "lab", "prepull", "queue", "kube")
+_READ_KEYS = ("images", "dropdown_menu", "lab", "prepull", "queue", "kube")
 """The top-level keys of a configuration that are ours (or the reference's we read)."""
-_LAB_KEYS = ("nodeSelector", "tolerations")
+_LAB_KEYS = ("node_selector", "tolerations")
+CONTROLLER_CONFIG = ("controller", "config")
+"""Where a Phalanx values file of Nublado holds the controller's configuration."""
 
 
 def tag_entries(data: Any, repository: Repository, what: str = "tags") -> list[TagEntry]:
@@ -75,21 +77,60 @@ def view_node(name: str, labels: Any, taints: Any, digests: dict[str, int | None
     )
 
 
+def _pick(data: dict[str, Any], names: tuple[str, ...], where: str) -> dict[str, Any]:
+    """The keys of ``names`` given in ``data``, each in camelCase or snake_case (both
+    spellings of one key are an error naming it); null values left out."""
+    picked = {}
+    for name in names:
+        given = [key for key in dict.fromkeys((camel_case(name), name)) if key in data]
+        if len(given) > 1:
+            raise ConfigError(
+                f"{where}: {given[1]!r} and {given[0]!r} are the same key: give only one of them"
+            )
+        if given and data[given[0]] is not None:
+            picked[camel_case(name)] = data[given[0]]
+    return picked
+
+
+def _controller_config(data: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
+    """The controller configuration in a document: the document itself, or what a Phalanx
+    values file holds under ``controller.config``."""
+    if "images" in data:
+        return data, source
+    outer, inner = CONTROLLER_CONFIG
+    controller = data.get(outer)
+    config = controller.get(inner) if isinstance(controller, dict) else None
+    if isinstance(config, dict) and "images" in config:
+        return config, f"{source} ({outer}.{inner})"
+    if isinstance(controller, dict):
+        raise ConfigError(
+            f"{source}: a values file without {outer}.{inner}.images: point --config at the "
+            f"Nublado controller's configuration (the {outer}.{inner} key of its Phalanx "
+            "values file, with an images section)"
+        )
+    raise ConfigError(
+        f"{source}: missing required section 'images' (a Phalanx values file holds it "
+        f"under {outer}.{inner})"
+    )
+
+
 def parse_config(data: Any, *, source: str = "configuration") -> Config:
-    """Validate a loaded YAML document (a controller config or our own).
+    """Validate a loaded YAML document (a controller config, our own, or a Phalanx values
+    file holding the controller config under ``controller.config``).
 
     The ``images:``, ``dropdownMenu`` and ``lab.nodeSelector`` / ``lab.tolerations`` keys are
     the reference controller's, accepted as written (camelCase, human durations), so an
-    operator can reuse existing values. Other top-level keys of a controller config and
-    other ``lab`` keys are ignored; inside the sections we read, unknown keys are errors.
+    operator can reuse existing values; as the reference's models do, every key may also
+    be spelt in snake_case (``num_weeklies``), but not both ways at once. Other top-level
+    keys of a controller config and other ``lab`` keys are ignored; inside the sections we
+    read, unknown keys are errors.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    if "images" not in data:
-        raise ConfigError(f"{source}: missing required section 'images'")
-    picked = {key: data[key] for key in _READ_KEYS if key in data and data[key] is not None}
+    data, source = _controller_config(data, source)
+    picked = _pick(data, _READ_KEYS, source)
     if isinstance(picked.get("lab"), dict):
-        picked["lab"] = {k: v for k, v in picked["lab"].items() if k in _LAB_KEYS}
+        picked["lab"] = _pick(picked["lab"], _LAB_KEYS, f"{source}: lab")
     try:
         return structure(picked, Config, what=source, camel=True)
     except ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ __all__ = [
     "ValidationError",
     "camel_case",
     "describe_error",
+    "one_spelling",
     "register_camel_case",
     "strict_converter",
 ]
@@ -97,15 +98,35 @@ def _camel_renames(cls: type) -> dict[str, Any]:
     }
 
 
+def one_spelling(value: Any, names: Iterable[str]) -> Any:
+    """A mapping with each snake_case key of ``names`` renamed to its camelCase spelling
+    (the reference's models accept both); a key given in both spellings is an error
+    naming it. Anything else is returned as it is."""
+    if not isinstance(value, dict):
+        return value
+    renamed = dict(value)
+    for name in names:
+        camel = camel_case(name)
+        if camel == name or name not in value:
+            continue
+        if camel in value:
+            raise ValueError(f"{name!r} and {camel!r} are the same key: give only one of them")
+        renamed[camel] = renamed.pop(name)
+    return renamed
+
+
 def register_camel_case(conv: cattrs.Converter, classes: Iterable[type]) -> None:
-    """Read and write these attrs classes with camelCase keys (the reference's YAML); the
-    hooks are generated on first use."""
+    """Read these attrs classes with camelCase keys (the reference's YAML) or their
+    snake_case spelling, and write them with camelCase keys; the hooks are generated on
+    first use."""
     camel = frozenset(classes)
 
     def structure_factory(cls: type) -> Any:
-        return make_dict_structure_fn(
+        structure: Callable[[Any, Any], Any] = make_dict_structure_fn(
             cls, conv, _cattrs_forbid_extra_keys=True, **_camel_renames(cls)
         )
+        names = [a.name for a in attrs.fields(cls) if not a.name.startswith("_")]
+        return lambda value, type_: structure(one_spelling(value, names), type_)
 
     def unstructure_factory(cls: type) -> Any:
         return make_dict_unstructure_fn(cls, conv, **_camel_renames(cls))

@@ -31,7 +31,9 @@ from worker.factory.bridge import (
     kubeconfig,
     pod_settings,
 )
-from worker.factory.operations import DEFAULT_PREFIX, Operations
+from worker.factory.checks import Check, run_checks
+from worker.factory.console import Console
+from worker.factory.operations import DEFAULT_PREFIX, Operations, RefreshRequest
 from worker.factory.startup import start_fields, version
 
 __all__ = [
@@ -45,8 +47,11 @@ __all__ = [
     "Application",
     "BridgeHealth",
     "BridgeRuntime",
+    "Check",
+    "Console",
     "Health",
     "Operations",
+    "RefreshRequest",
     "Runtime",
     "application",
     "bridge_runtime",
@@ -56,6 +61,7 @@ __all__ = [
     "kubeconfig",
     "load",
     "pod_settings",
+    "run_checks",
     "runtime",
     "start_fields",
     "utcnow",

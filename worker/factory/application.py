@@ -58,6 +58,7 @@ __all__ = [
     "config_path",
     "database",
     "load",
+    "registry_client",
     "runtime",
     "utcnow",
 ]
@@ -169,6 +170,27 @@ class Application:
         return await store.record([], key_prefix=started, causation=started, policy=policy)
 
 
+def registry_client(
+    config: Config,
+    session: aiohttp.ClientSession,
+    on_request: Callable[[str, int | None], None] | None = None,
+) -> RegistryClient:
+    """The client of the configured registry, with the configured credentials, TLS and
+    plain-http settings (RegistryCredentialsError when the credentials cannot be read);
+    ``on_request`` hears every request it sends."""
+    source = config.images.source
+    insecure = isinstance(source, DockerSource) and source.insecure
+    ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
+    return RegistryClient(
+        session,
+        config.images.repository.registry,
+        insecure=insecure,
+        credentials=_credentials(config),
+        ca_bundle=ca_bundle,
+        on_request=on_request,
+    )
+
+
 @asynccontextmanager
 async def application(
     config: Config,
@@ -178,18 +200,8 @@ async def application(
 ) -> AsyncIterator[Application]:
     """Build the application graph and close everything it opened; ``on_registry_request``
     hears every registry request (refreshes and resolves alike)."""
-    source = config.images.source
-    insecure = isinstance(source, DockerSource) and source.insecure
-    ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
     async with database(url) as engine, aiohttp.ClientSession() as session:
-        client = RegistryClient(
-            session,
-            config.images.repository.registry,
-            insecure=insecure,
-            credentials=_credentials(config),
-            ca_bundle=ca_bundle,
-            on_request=on_registry_request,
-        )
+        client = registry_client(config, session, on_registry_request)
         views = SpawnerCatalog(SpawnerStore(engine), config)
         repository = config.images.repository
         resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))

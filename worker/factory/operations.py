@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.broker import (
@@ -25,6 +26,7 @@ from worker.adapters.broker import (
     safe_amqp_url,
 )
 from worker.adapters.ledger import (
+    DatabaseMissingError,
     EventLog,
     ExplainStore,
     HistoryStore,
@@ -41,15 +43,22 @@ from worker.adapters.ledger import (
 )
 from worker.domain.dead_letters import DeadLetter, ReplayReport, Selection
 from worker.domain.explain import Explanation, ImageQuery
-from worker.domain.history import TagChange
 from worker.domain.messages import RefreshRequested
 from worker.domain.prepull import PrepullSettings
 from worker.factory.application import database, utcnow
+from worker.factory.checks import createdb_command
 from worker.services.explain import explain_image
-from worker.services.history import NodeHistory, TagAt, node_history, tag_at, tag_history
+from worker.services.history import (
+    NodeHistory,
+    TagAt,
+    TagHistory,
+    node_history,
+    tag_at,
+    tag_history,
+)
 from worker.services.unpark import UnparkReport, unpark_image
 
-__all__ = ["DEFAULT_PREFIX", "Operations"]
+__all__ = ["DEFAULT_PREFIX", "Operations", "RefreshRequest"]
 
 DEFAULT_PREFIX = "imageledger"
 """The exchange and queue name prefix of the workers, unless told otherwise."""
@@ -57,6 +66,17 @@ DEFAULT_PREFIX = "imageledger"
 T = TypeVar("T")
 Row = dict[str, Any]
 Progress = Callable[[int, int], None]
+
+
+@frozen
+class RefreshRequest:
+    """A published ``refresh.request``: its message id, the exchange it went to, the queue
+    bound to it and that queue's consumers right after (0: no worker will take it)."""
+
+    message_id: str
+    exchange: str
+    queue: str
+    consumers: int
 
 
 class Operations:
@@ -88,7 +108,11 @@ class Operations:
             await upgrade(engine, revision)
             return await current_revision(engine)
 
-        return await self._on_database(migrate)
+        try:
+            return await self._on_database(migrate)
+        except DatabaseMissingError as exc:
+            command = createdb_command(database_url(self._database_url))
+            raise DatabaseMissingError(f"{exc}; create it first: {command}") from exc
 
     async def rebuild(self, chunk: int | None, progress: Progress) -> RebuildReport:
         """Empty the projections and fold the whole log again."""
@@ -112,7 +136,7 @@ class Operations:
         """Per current node: eligibility and the target images it lacks."""
         return await self._on_database(dashboard.node_status_rows)
 
-    async def tag_history(self, query: ImageQuery) -> list[TagChange]:
+    async def tag_history(self, query: ImageQuery) -> TagHistory:
         """What happened to a tag (``services.history.tag_history``)."""
         return await self._on_database(lambda e: tag_history(HistoryStore(e), query))
 
@@ -139,8 +163,9 @@ class Operations:
 
         return await self._on_database(unpark)
 
-    async def request_refresh(self) -> str:
-        """Publish a ``refresh.request`` for the workers; its message id.
+    async def request_refresh(self) -> RefreshRequest:
+        """Publish a ``refresh.request`` for the workers: where it went and how many
+        consumers its queue had then (none: no worker runs on this prefix).
 
         Raises BrokerUnavailableError when RabbitMQ cannot be reached (one attempt: an
         operator is waiting), BrokerError when it refuses.
@@ -148,6 +173,7 @@ class Operations:
         url = amqp_url(self._amqp_url)
         broker = Broker(BrokerSettings(url=url, prefix=self._prefix, connect_attempts=1))
         message_id = f"refresh-{uuid.uuid4()}"
+        queue = broker.topology.queue_for(RefreshRequested.ROUTING_KEY).name
         try:
             try:
                 await broker.connect()
@@ -158,13 +184,14 @@ class Operations:
                 ) from exc
             request = RefreshRequested(reason="imageledger refresh", requested_at=utcnow())
             await broker.publish_message(request, message_id=message_id)
+            state = await broker.queue_state(queue)
         except BrokerUnavailableError:
             raise
         except BrokerError as exc:
             raise BrokerError(f"cannot publish the refresh request: {exc}") from exc
         finally:
             await broker.close()
-        return message_id
+        return RefreshRequest(message_id, broker.topology.exchange, queue, state.consumers)
 
     @property
     def dead_queue(self) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "HistoryLedger",
     "NodeHistory",
     "TagAt",
+    "TagHistory",
     "node_history",
     "tag_at",
     "tag_history",
@@ -53,6 +54,20 @@ class HistoryLedger(Protocol):
 
 
 @frozen
+class TagHistory:
+    """What happened to a tag, and the tag each digest it named goes by now (the digest's
+    primary tag), so that a move can say which image it came from and went to."""
+
+    changes: list[TagChange]
+    tags: dict[str, str]
+    """Digest -> its primary tag now; a digest no tag names any more is left out."""
+
+    def tag_of(self, digest: str | None) -> str | None:
+        """The primary tag of ``digest`` now, if any tag names it."""
+        return self.tags.get(digest) if digest else None
+
+
+@frozen
 class TagAt:
     """The digest a tag named at a moment, per repository holding it then (maybe none),
     and when the tag was first seen at all."""
@@ -80,11 +95,15 @@ async def _stretches(store: HistoryLedger, query: ImageQuery) -> tuple[str, list
     return query.tag, stretches
 
 
-async def tag_history(store: HistoryLedger, query: ImageQuery) -> list[TagChange]:
+async def tag_history(store: HistoryLedger, query: ImageQuery) -> TagHistory:
     """What happened to the tag: discovered, resolved, moved, removed, in every repository
-    that held it (or the one named). Raises UnknownImageError for a tag never listed."""
+    that held it (or the one named), with the primary tag of each digest it named. Raises
+    UnknownImageError for a tag never listed."""
     _, stretches = await _stretches(store, query)
-    return tag_changes(stretches)
+    changes = tag_changes(stretches)
+    digests = {d for c in changes for d in (c.digest, c.previous_digest) if d}
+    names = await store.image_names(sorted(digests))
+    return TagHistory(changes, {d: row["tag"] for d, row in names.items() if row.get("tag")})
 
 
 async def tag_at(store: HistoryLedger, query: ImageQuery, at: datetime) -> TagAt:

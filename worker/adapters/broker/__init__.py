@@ -5,10 +5,12 @@ The package face: callers outside it import from here, never from its modules.
 
 from worker.adapters.broker.connection import Broker, safe_amqp_url
 from worker.adapters.broker.dead_letters import DeadLetter, DeadLetterQueue, ReplayReport
+from worker.adapters.broker.inspect import TopologyState, probe_topology
 from worker.adapters.broker.topology import (
     BrokerError,
     BrokerSettings,
     BrokerUnavailableError,
+    QueueState,
     amqp_url,
 )
 
@@ -19,7 +21,10 @@ __all__ = [
     "BrokerUnavailableError",
     "DeadLetter",
     "DeadLetterQueue",
+    "QueueState",
     "ReplayReport",
+    "TopologyState",
     "amqp_url",
+    "probe_topology",
     "safe_amqp_url",
 ]

@@ -37,10 +37,12 @@ from worker.adapters.broker.topology import (
     BrokerUnavailableError,
     Consumer,
     NoMetrics,
+    QueueState,
     Topology,
     amqp_url,
     build_topology,
     declare_topology,
+    queue_state,
 )
 from worker.converter import encode_message
 from worker.domain.errors import TransientError
@@ -240,6 +242,21 @@ class Broker:
         """Stop every consumer: finish and acknowledge the batch in hand, then close."""
         consumers, self._consumers = self._consumers, []
         await asyncio.gather(*(c.stop() for c in consumers))
+
+    async def queue_state(self, name: str) -> QueueState:
+        """A queue's messages ready and consumers now, without declaring it.
+
+        Raises BrokerError when not connected, BrokerUnavailableError when the connection
+        is lost.
+        """
+        if self._connection is None:
+            raise BrokerError("the broker is not connected (call connect() first)")
+        try:
+            return await queue_state(self._connection, name)
+        except CONNECTION_LOST as exc:
+            raise BrokerUnavailableError(f"cannot look at queue {name!r}: {exc}") from exc
+        except aio_pika.exceptions.AMQPError as exc:
+            raise BrokerError(f"cannot look at queue {name!r}: {exc}") from exc
 
     async def close(self) -> None:
         """Stop consuming, then close the connection."""

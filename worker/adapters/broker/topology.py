@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from attrs import evolve, field, frozen
 
 from worker.domain.errors import ImageLedgerError, TransientError
@@ -43,10 +43,13 @@ __all__ = [
     "InboundQueue",
     "NoMetrics",
     "QueueSpec",
+    "QueueState",
     "Topology",
     "amqp_url",
     "build_topology",
     "declare_topology",
+    "exchange_exists",
+    "queue_state",
 ]
 
 UNREACHABLE = (aio_pika.exceptions.AMQPConnectionError, ConnectionError, OSError)
@@ -297,6 +300,45 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
         for exchange, routing_key in queue_spec.bindings:
             await queue.bind(exchanges[exchange], routing_key)
     log.info("broker topology declared", exchange=topology.exchange, queues=len(topology.queues))
+
+
+@frozen
+class QueueState:
+    """A queue as RabbitMQ reports it now: whether it exists, the messages ready in it and
+    the consumers attached."""
+
+    name: str
+    exists: bool
+    messages: int = 0
+    consumers: int = 0
+
+
+async def queue_state(connection: AbstractConnection, name: str) -> QueueState:
+    """Look at a queue without declaring it (a passive declare, on a channel of its own:
+    asking for a missing queue closes the channel that asked)."""
+    channel = await connection.channel()
+    try:
+        queue = await channel.declare_queue(name, passive=True)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return QueueState(name, exists=False)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    result = queue.declaration_result
+    return QueueState(name, True, int(result.message_count or 0), int(result.consumer_count or 0))
+
+
+async def exchange_exists(connection: AbstractConnection, name: str) -> bool:
+    """Whether an exchange exists (a passive declare on a channel of its own)."""
+    channel = await connection.channel()
+    try:
+        await channel.get_exchange(name, ensure=True)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return True
 
 
 class BrokerMetrics(Protocol):

@@ -6,6 +6,7 @@ The package face: callers outside it import from here, never from its modules.
 from worker.adapters.ledger.database import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
+    DatabaseMissingError,
     LedgerError,
     TransientLedgerError,
     database_url,
@@ -14,12 +15,13 @@ from worker.adapters.ledger.database import (
     safe_url,
 )
 from worker.adapters.ledger.eventlog import EventLog
-from worker.adapters.ledger.migrate import current_revision, upgrade
+from worker.adapters.ledger.migrate import current_revision, revisions, upgrade
 from worker.adapters.ledger.outbox import OutboxRelay
 from worker.adapters.ledger.rebuild import RebuildReport
 from worker.adapters.ledger.rebuild import rebuild as rebuild_projections
 from worker.adapters.ledger.retention import PruneReport, prune
 from worker.adapters.ledger.stores import (
+    ConsoleStore,
     ExplainStore,
     FiguresStore,
     HistoryStore,
@@ -34,6 +36,8 @@ from worker.adapters.ledger.stores import (
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "ConsoleStore",
+    "DatabaseMissingError",
     "EventLog",
     "ExplainStore",
     "FiguresStore",
@@ -55,6 +59,7 @@ __all__ = [
     "naming_database",
     "prune",
     "rebuild_projections",
+    "revisions",
     "safe_url",
     "upgrade",
 ]

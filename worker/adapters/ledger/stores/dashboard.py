@@ -16,13 +16,17 @@ _MENU = text(
     " prepulled FROM dashboard.menu"
 )
 _STATUS = text(
-    "SELECT registry, repository, tag, digest, display_name, display_position, eligible_nodes,"
-    " present_nodes, missing_nodes, prepulled FROM dashboard.prepull_status"
-    " ORDER BY registry, repository, display_position"
+    "SELECT s.registry, s.repository, s.tag, s.digest, s.display_name, s.display_position,"
+    " s.eligible_nodes, s.present_nodes, s.missing_nodes, s.prepulled,"
+    " coalesce(s.digest = r.digest, false) AS recommended"
+    " FROM dashboard.prepull_status s"
+    " LEFT JOIN ledger.menu_entries r ON r.registry = s.registry"
+    " AND r.repository = s.repository AND r.section = 'radio' AND NOT r.requires_prepulled"
+    " ORDER BY s.registry, s.repository, s.display_position"
 )
 
 _NODES = text(
-    "SELECT n.node, n.eligible, n.comment,"
+    "SELECT n.node, n.eligible, n.comment AS reason,"
     " count(q.tag) AS missing_count,"
     " coalesce(array_agg(q.tag || CASE WHEN q.status = 'pending' THEN ''"
     " ELSE ' (' || q.status || ')' END ORDER BY q.display_position, q.tag)"
@@ -43,11 +47,13 @@ async def menu_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
 
 
 async def prepull_status_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """``dashboard.prepull_status``: per target image, eligible nodes present / missing."""
+    """``dashboard.prepull_status``: per target image, eligible nodes present / missing,
+    and whether it is the recommended image (the one radio entry of the menu shown
+    whether prepulled or not)."""
     return await _rows(engine, _STATUS, "read dashboard.prepull_status")
 
 
 async def node_status_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """Per current node: eligibility (with the reason) and the target images it still lacks,
+    """Per current node: eligibility (with the reason why not) and the target images it still lacks,
     with their prepull state (from ``dashboard.nodes`` and ``dashboard.prepull_queue``)."""
     return await _rows(engine, _NODES, "read dashboard.nodes and dashboard.prepull_queue")
