@@ -20,7 +20,7 @@ from aio_pika.abc import AbstractRobustConnection
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_worker import REPO, inventory, rows, running_worker
+from tests.integration.consumer.test_worker import REPO, inventory, rows, running_worker
 from tests.support.faultproxy import FaultProxy
 from tests.support.launcher import Launcher, launcher
 from tests.support.rabbit import publish_raw, wait_until

@@ -1,0 +1,176 @@
+"""Every benchmark command in docs/benchmarks.md and README.md runs as written, on a tiny workload.
+
+The commands are read out of the documents, so a document that names a script, an option
+or a value that no longer works fails here. Each runs from the repository root in a
+subprocess with flags appended that shrink its workload (argparse keeps the last value of a
+repeated option) and with its output files moved to a temporary folder; it must exit 0 and
+write a JSON document with the benchmark's figures.
+"""
+
+from __future__ import annotations
+
+import json
+import pstats
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attrs import frozen
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCUMENTS = ("docs/benchmarks.md", "README.md")
+_COMMAND = re.compile(r"(?<![\w/.-])python (bench/[\w/]+\.py)([^`\n#]*)")
+"""``python bench/<script>.py [args]``, up to a closing backtick, a comment or the line's end."""
+PATH_OPTIONS = ("--out", "--profile", "--worker-log", "--log")
+"""Options naming a file the run writes: moved to the test's temporary folder."""
+
+TINY = {
+    "bench/domain.py": ["--repeats", "1", "--runs", "1"],
+    "bench/refresh.py": ["--tags", "20", "--runs", "2"],
+    "bench/eventlog.py": ["--events", "3000", "--append-batches", "2"],
+    "bench/worker_throughput.py": [
+        *("--messages", "600", "--batch-size", "100", "--prefetch", "200"),
+        *("--nodes", "20", "--pairs", "1"),
+    ],
+}
+"""Flags that shrink each benchmark's workload (appended, so they win)."""
+LOGS = {"bench/refresh.py": "--log", "bench/worker_throughput.py": "--worker-log"}
+"""Options naming a log file that no documented command sets: kept out of /tmp too."""
+SPREAD = {"min", "median", "max"}
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """(script, arguments) of every distinct documented command, in document order."""
+    seen: dict[str, tuple[str, list[str]]] = {}
+    for document in DOCUMENTS:
+        for match in _COMMAND.finditer((ROOT / document).read_text()):
+            command = f"{match[1]} {match[2].strip()}".strip()
+            seen.setdefault(command, (match[1], shlex.split(match[2])))
+    return list(seen.values())
+
+
+COMMANDS = documented_commands()
+
+
+def _id(script: str, arguments: list[str]) -> str:
+    return " ".join(["python", script, *arguments])
+
+
+def _runnable(folder: Path, script: str, arguments: list[str]) -> list[str]:
+    """The command with its files in ``folder`` and the tiny workload's flags appended."""
+    out: list[str] = []
+    for i, argument in enumerate(arguments):
+        previous = arguments[i - 1] if i else ""
+        out.append(str(folder / Path(argument).name) if previous in PATH_OPTIONS else argument)
+    if "--out" not in out:
+        out += ["--out", str(folder / "result.json")]
+    if script in LOGS and LOGS[script] not in out:
+        out += [LOGS[script], str(folder / "run.log")]
+    return [sys.executable, script, *out, *TINY.get(script, [])]
+
+
+@frozen
+class Finished:
+    """A command that ran: what it was, where its files went, how it ended."""
+
+    command: list[str]
+    folder: Path
+    returncode: int
+
+    def output(self) -> str:
+        return (self.folder / "output.txt").read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
+    """Every documented command, all started at once (they mostly wait on the services and
+    on their children; one after the other they take three times longer), then awaited."""
+    started = []
+    for i, (script, arguments) in enumerate(COMMANDS):
+        folder = tmp_path_factory.mktemp(f"bench{i}")
+        command = _runnable(folder, script, arguments)
+        with (folder / "output.txt").open("wb") as sink:
+            process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+        started.append((_id(script, arguments), command, folder, process))
+    try:
+        return {
+            key: Finished(command, folder, process.wait(timeout=240))
+            for key, command, folder, process in started
+        }
+    finally:
+        for *_, process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _check_domain(result: dict[str, Any]) -> None:
+    assert result["parsing"]["parse_tags_per_second"]["value"] > 0
+    assert result["evaluation"]["evaluation_seconds"]["value"] > 0
+
+
+def _check_refresh(result: dict[str, Any]) -> None:
+    assert set(result["cold_vs_ceiling"]) == SPREAD
+    assert set(result["warm_vs_cold"]) == SPREAD
+    assert [r["order"] for r in result["runs"]] == ["ceiling first", "refresh first"]
+
+
+def _check_eventlog(result: dict[str, Any]) -> None:
+    assert result["append"]["ratio"] > 0
+    assert result["append_pod_completions"]["ratio"] > 0
+    rebuild = result["rebuild"]
+    assert rebuild["events"] == 3000
+    assert rebuild["reference"]["rows"] > 0
+    assert rebuild["copy_vs_rebuild"] > 0
+    assert result["views"]["data"]["events"] == 3000
+
+
+def _check_worker(result: dict[str, Any]) -> None:
+    (size,) = result["by_nodes"]
+    assert size["nodes"] == 20
+    assert size["state"]["nodes"] == 20
+    assert size["state"]["prepull_targets"] == 10
+    assert set(size["throughput_ratio"]) == SPREAD
+    assert set(size["cpu_per_message_ratio"]) == SPREAD
+    (run,) = size["runs"]
+    assert run["worker"]["exit_code"] == 0
+    assert run["worker"]["timed_messages"] > 0
+    assert run["ceiling"]["cpu_us_per_message"] > 0
+
+
+CHECKS = {
+    "bench/domain.py": _check_domain,
+    "bench/refresh.py": _check_refresh,
+    "bench/eventlog.py": _check_eventlog,
+    "bench/worker_throughput.py": _check_worker,
+}
+
+
+def test_every_benchmark_script_is_documented_with_a_command() -> None:
+    scripts = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "bench").glob("*.py")
+        if 'if __name__ == "__main__":' in p.read_text()
+    }
+    documented = {script for script, _ in COMMANDS}
+    assert documented == scripts
+    assert set(CHECKS) == scripts
+
+
+@pytest.mark.parametrize("key", [_id(s, a) for s, a in COMMANDS])
+def test_documented_command_runs_and_writes_its_figures(
+    finished: dict[str, Finished], key: str
+) -> None:
+    run = finished[key]
+    assert run.returncode == 0, run.output()
+    out = Path(run.command[run.command.index("--out") + 1])
+    script = run.command[1]
+    CHECKS[script](json.loads(out.read_text()))
+    if "--profile" in run.command:
+        profiles = list(run.folder.glob("*.prof"))
+        assert profiles, "no profile written"
+        assert pstats.Stats(str(profiles[0])).total_calls > 0  # type: ignore[attr-defined]

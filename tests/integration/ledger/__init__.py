@@ -1,1 +1,0 @@
-"""Tests of ``worker/adapters/ledger/``, one module per module."""
