@@ -1,5 +1,9 @@
 """RabbitMQ through aio-pika: one robust connection, topology, confirmed publishes, consumers.
 
+The connection takes one URL or a cluster's comma-separated URLs: the first connection
+tries them in turn (with back-off between rounds); after a loss it reconnects through the
+next node that answers, and its channels, consumers and publisher confirms come back there.
+
 No aio-pika object leaves this adapter (and its ``broker_topology`` and ``broker_consumer``
 modules): callers hand in bytes, routing keys, message ids and async handlers of decoded
 ``Delivery`` batches, and get our exceptions back (``BrokerError``,
@@ -14,9 +18,9 @@ from collections.abc import Mapping
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from yarl import URL
 
 from worker.adapters.broker.consumer import BatchConsumer, BatchHandler, body_message_id
+from worker.adapters.broker.failover import FailoverConnection
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
     AUTHENTICATION_FAILED,
@@ -36,6 +40,7 @@ from worker.adapters.broker.topology import (
     build_topology,
     declare_topology,
 )
+from worker.adapters.broker.urls import safe_amqp_url
 from worker.converter import encode_message
 from worker.domain.errors import StorageUnavailableError
 from worker.domain.messages import InboundMessage, OutboundMessage
@@ -62,12 +67,6 @@ __all__ = [
 CONTENT_TYPE = "application/json"
 
 log = structlog.get_logger(__name__)
-
-
-def safe_amqp_url(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
 
 
 class Broker:
@@ -127,33 +126,57 @@ class Broker:
         return channel
 
     async def _connect(self) -> AbstractRobustConnection:
-        url = self._settings.url
+        """The first connection: every URL in turn, then back off and start over, for
+        ``connect_attempts`` rounds. The connection made then walks the list by itself
+        after a loss (``FailoverConnection``)."""
+        urls = self._settings.urls
         delay = self._settings.reconnect_delay.total_seconds()
         for attempt in range(1, self._settings.connect_attempts + 1):
-            try:
-                return await aio_pika.connect_robust(
-                    url,
-                    reconnect_interval=self._settings.reconnect_delay.total_seconds(),
-                    client_properties={"connection_name": f"imageledger {self._topology.exchange}"},
-                )
-            except AUTHENTICATION_FAILED as exc:
-                raise BrokerError(f"RabbitMQ at {safe_amqp_url(url)} refused login: {exc}") from exc
-            except UNREACHABLE as exc:
-                if attempt == self._settings.connect_attempts:
-                    raise BrokerUnavailableError(
-                        f"RabbitMQ at {safe_amqp_url(url)} unreachable after {attempt} "
-                        f"attempts: {exc}"
+            errors: list[str] = []
+            last: BaseException | None = None
+            for index, url in enumerate(urls):
+                try:
+                    return await self._open(urls, index)
+                except AUTHENTICATION_FAILED as exc:
+                    raise BrokerError(
+                        f"RabbitMQ at {safe_amqp_url(url)} refused login: {exc}"
                     ) from exc
-                log.warning(
-                    "broker unreachable; retrying",
-                    url=safe_amqp_url(url),
-                    attempt=attempt,
-                    delay=delay,
-                    error=str(exc),
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.max_reconnect_delay.total_seconds())
-        raise BrokerUnavailableError(f"RabbitMQ at {safe_amqp_url(url)}: no connection attempts")
+                except UNREACHABLE as exc:
+                    last, error = exc, str(exc) or type(exc).__name__
+                    errors.append(error if len(urls) == 1 else f"{safe_amqp_url(url)}: {error}")
+            where = safe_amqp_url(self._settings.url)
+            if attempt == self._settings.connect_attempts:
+                raise BrokerUnavailableError(
+                    f"RabbitMQ at {where} unreachable after {attempt} attempts: "
+                    + "; ".join(errors)
+                ) from last
+            log.warning(
+                "broker unreachable; retrying",
+                url=where,
+                attempt=attempt,
+                delay=delay,
+                error="; ".join(errors),
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.max_reconnect_delay.total_seconds())
+        raise BrokerUnavailableError(
+            f"RabbitMQ at {safe_amqp_url(self._settings.url)}: no connection attempts"
+        )
+
+    async def _open(self, urls: tuple[str, ...], index: int) -> AbstractRobustConnection:
+        """A robust connection through ``urls[index]``, or the attempt's error."""
+        connection = FailoverConnection(
+            urls,
+            index,
+            reconnect_interval=self._settings.reconnect_delay.total_seconds(),
+            client_properties={"connection_name": f"imageledger {self._topology.exchange}"},
+        )
+        try:
+            await connection.connect(timeout=self._settings.connect_timeout.total_seconds())
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
     async def redeclare(self) -> None:
         """Declare the topology again (idempotent; useful after an operator reset)."""

@@ -32,7 +32,6 @@ import attrs
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from attrs import frozen
 
-from worker.adapters.broker.connection import safe_amqp_url
 from worker.adapters.broker.consumer import body_message_id
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
@@ -48,6 +47,7 @@ from worker.adapters.broker.topology import (
     Topology,
     build_topology,
 )
+from worker.adapters.broker.urls import safe_amqp_url, split_amqp_urls
 
 __all__ = ["DeadLetter", "DeadLetterQueue", "ReplayReport"]
 
@@ -219,18 +219,9 @@ class DeadLetterQueue:
         await self.close()
 
     async def open(self) -> None:
-        """Connect once (no retries: an operator is waiting) and check the queue exists."""
-        where = safe_amqp_url(self._url)
-        try:
-            self._connection = await aio_pika.connect(
-                self._url,
-                timeout=10,
-                client_properties={"connection_name": f"imageledger dead-letters {self.name}"},
-            )
-        except AUTHENTICATION_FAILED as exc:
-            raise BrokerError(f"RabbitMQ at {where} refused login: {exc}") from exc
-        except (*UNREACHABLE, TimeoutError) as exc:
-            raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}") from exc
+        """Connect once (no retries: an operator is waiting; of a cluster's URLs, the first
+        node that answers) and check the queue exists."""
+        self._connection = await self._connect()
         try:
             with _translated(self._url):
                 self._channel = await self._connection.channel(
@@ -240,6 +231,24 @@ class DeadLetterQueue:
         except BaseException:
             await self.close()
             raise
+
+    async def _connect(self) -> AbstractConnection:
+        urls = split_amqp_urls(self._url)
+        errors: list[str] = []
+        for url in urls:
+            where = safe_amqp_url(url)
+            try:
+                return await aio_pika.connect(
+                    url,
+                    timeout=10,
+                    client_properties={"connection_name": f"imageledger dead-letters {self.name}"},
+                )
+            except AUTHENTICATION_FAILED as exc:
+                raise BrokerError(f"RabbitMQ at {where} refused login: {exc}") from exc
+            except (*UNREACHABLE, TimeoutError) as exc:
+                errors.append(str(exc) if len(urls) == 1 else f"{where}: {exc}")
+        where = safe_amqp_url(self._url)
+        raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {'; '.join(errors)}")
 
     async def _exists(self, what: str, name: str) -> None:
         """A passive declare; a missing queue or exchange is an error naming the prefix."""
