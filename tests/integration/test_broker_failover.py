@@ -12,6 +12,7 @@ import json
 import time
 from collections import Counter
 
+import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from attrs import evolve
@@ -40,6 +41,14 @@ async def publish(connection: AbstractRobustConnection, exchange: str, ids: list
     for message_id in ids:
         body = json.dumps({"reason": message_id}).encode()
         await publish_raw(connection, exchange, KEY, body, message_id=message_id)
+
+
+async def exists(connection: AbstractRobustConnection, queue: str) -> bool:
+    try:
+        await queue_depth(connection, queue)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    return True
 
 
 async def test_the_first_connection_skips_a_dead_node(
@@ -84,7 +93,8 @@ async def test_a_lost_node_is_left_for_the_next_one_that_answers(
 ) -> None:
     """Connected through the relay; the relay is cut while a batch is in the handler. The
     connection skips the dead node after it and comes back through the direct URL; the
-    held batch, never acknowledged, is delivered again there; confirms work again."""
+    held batch, never acknowledged, is delivered again there; confirms work again, and the
+    topology is declared again (a queue deleted meanwhile is back)."""
     relay = await TcpRelay(int(URL(broker_settings.url).port or 5672)).start()
     dead = via(broker_settings.url, free_port())
     urls = [via(broker_settings.url, relay.port), dead, broker_settings.url]
@@ -108,6 +118,9 @@ async def test_a_lost_node_is_left_for_the_next_one_that_answers(
 
         await publish(rabbit_connection, exchange, ["held"])
         await asyncio.wait_for(holding.wait(), 10)
+        discard = f"{broker.topology.exchange}.outbound.discard"
+        async with rabbit_connection.channel() as channel:
+            await channel.queue_delete(discard)  # declared again once reconnected
         await relay.cut()
         await wait_until(lambda: not broker.connected, what="the connection to be lost")
         release.set()  # the handler returns; its ack has no channel left to go through
@@ -123,6 +136,7 @@ async def test_a_lost_node_is_left_for_the_next_one_that_answers(
         await broker.publish_message(RefreshRequested(reason="own"), message_id="own")
         await wait_until(lambda: seen["own"] == 1, what="a confirmed publish after failover")
         assert await queue_depth(rabbit_connection, broker.topology.queue_for(KEY).name) == 0
+        await wait_until(lambda: exists(rabbit_connection, discard), what="the topology again")
         assert seen == Counter({"before": 1, "held": 2, "after": 1, "own": 1})
         # The direct URL carries the connection now (the relay refuses; the dead port too).
         assert await drop_connections(f"imageledger {exchange}") == 1

@@ -81,6 +81,8 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._consumers: list[BatchConsumer] = []
+        self._declared = self._topology
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def topology(self) -> Topology:
@@ -100,20 +102,22 @@ class Broker:
             return
         connection = await self._connect()
         try:
-            channel = await self._declared_channel(connection)
-            self._exchange = await channel.get_exchange(self._topology.exchange)
+            self._declared = await self._declare(connection)
+            channel = await connection.channel(publisher_confirms=True)
+            self._exchange = await channel.get_exchange(self._topology.exchange, ensure=False)
         except BaseException:
             await connection.close()
             raise
+        connection.reconnect_callbacks.add(self._on_reconnected)
         self._connection, self._channel = connection, channel
 
-    async def _declared_channel(self, connection: AbstractRobustConnection) -> AbstractChannel:
-        """A publisher channel on which the topology is declared. An exchange an older
-        version created keeps working without its alternate exchange, with a warning: its
+    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+        """Declare the topology; returns what was declared. An exchange an older version
+        created keeps working without its alternate exchange, with a warning: its
         arguments cannot change while it exists."""
-        channel = await connection.channel(publisher_confirms=True)
         try:
-            await declare_topology(channel, self._topology)
+            await _declare_on_own_channel(connection, self._topology)
+            return self._topology
         except AlternateExchangeMissingError as exc:
             log.warning(
                 "unroutable messages are dropped: the exchange predates its alternate exchange;"
@@ -121,9 +125,29 @@ class Broker:
                 exchange=self._topology.exchange,
                 error=str(exc),
             )
-            channel = await connection.channel(publisher_confirms=True)
-            await declare_topology(channel, self._topology.without_alternate())
-        return channel
+        plain = self._topology.without_alternate()
+        await _declare_on_own_channel(connection, plain)
+        return plain
+
+    def _on_reconnected(self, connection: AbstractRobustConnection | None, /) -> None:
+        """After a reconnection (maybe to another node of a cluster), once the channels
+        and consumers are back: declare the topology again, in the background."""
+        if connection is None:
+            return
+        task = asyncio.create_task(self._redeclare_quietly(connection), name="redeclare")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _redeclare_quietly(self, connection: AbstractRobustConnection) -> None:
+        try:
+            await _declare_on_own_channel(connection, self._declared)
+        except (BrokerError, aio_pika.exceptions.AMQPError, *UNREACHABLE) as exc:
+            log.warning(
+                "topology not declared again after reconnecting (a node of the cluster may be"
+                " down); the declared topology stays in use",
+                exchange=self._topology.exchange,
+                error=str(exc) or type(exc).__name__,
+            )
 
     async def _connect(self) -> AbstractRobustConnection:
         """The first connection: every URL in turn, then back off and start over, for
@@ -180,12 +204,9 @@ class Broker:
 
     async def redeclare(self) -> None:
         """Declare the topology again (idempotent; useful after an operator reset)."""
-        await declare_topology(self._require_channel(), self._topology)
-
-    def _require_channel(self) -> AbstractChannel:
-        if self._channel is None:
+        if self._connection is None:
             raise BrokerError("the broker is not connected (call connect() first)")
-        return self._channel
+        await _declare_on_own_channel(self._connection, self._declared)
 
     async def publish(
         self,
@@ -252,7 +273,28 @@ class Broker:
     async def close(self) -> None:
         """Stop consuming, then close the connection."""
         await self.stop_consuming()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = self._exchange = None
         log.info("broker connection closed", url=safe_amqp_url(self._settings.url))
+
+
+async def _declare_on_own_channel(connection: AbstractRobustConnection, topology: Topology) -> None:
+    """Declare ``topology`` on a plain channel of its own, closed afterwards.
+
+    Not on a robust channel that stays open: that one would declare everything again by
+    itself at each reconnection, before its consumers come back, and a classic queue whose
+    node is down (the outbound discard queue of a cluster) would then stop the reconnection
+    to a surviving node. The broker's own reconnection callback declares it again instead,
+    and a failure there is only a warning.
+    """
+    channel = aio_pika.Channel(connection, publisher_confirms=False)
+    await channel.initialize()
+    try:
+        await declare_topology(channel, topology)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
