@@ -1,0 +1,193 @@
+"""Traffic for the cluster scenario: stable messages, a paced confirmed publisher, timelines."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import asyncpg
+from attrs import define, field, frozen
+
+from tests.support.worker_process import pod_completions
+from worker.adapters.broker import Broker, BrokerError
+from worker.converter import decode_message, encode_message
+from worker.domain.events import NodeInventoryObserved, NodeSeen, PrepullFailed, PrepullSucceeded
+from worker.domain.messages import NodeInventory, PodCompleted
+from worker.domain.nodes import KubeletImage
+
+__all__ = [
+    "Outgoing",
+    "PacedPublisher",
+    "Timeline",
+    "expected_effects",
+    "pause_figures",
+    "sample_folds",
+    "sample_worker",
+    "traffic",
+]
+
+T0 = datetime(2077, 11, 2, tzinfo=UTC)
+_METRIC = re.compile(r"^(imageledger_[a-z_]+_total)\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+
+
+@frozen
+class Outgoing:
+    """One message to publish: routing key, stable message id, body, and the event types
+    folding it must append (its effect in the ledger)."""
+
+    routing_key: str
+    message_id: str
+    body: bytes
+    effect: tuple[str, ...]
+
+
+def _inventory(i: int) -> Outgoing:
+    """The first inventory of node ``inv-node-<i>`` (a node of its own, so whatever the
+    order two workers fold in, it appends exactly NodeSeen and NodeInventoryObserved)."""
+    digests = [hashlib.sha256(f"layer-{i}-{k}".encode()).hexdigest() for k in range(3)]
+    images = tuple(
+        KubeletImage((f"reg.test/lsstsqre/sciplat-lab@sha256:{d}",), 1_000_000 + k)
+        for k, d in enumerate(digests)
+    )
+    message = NodeInventory(
+        node=f"inv-node-{i:06d}", observed_at=T0 + timedelta(seconds=i), images=images
+    )
+    effect = tuple(sorted((NodeSeen.TYPE, NodeInventoryObserved.TYPE)))
+    return Outgoing(NodeInventory.ROUTING_KEY, f"inv-{i:06d}", encode_message(message), effect)
+
+
+def traffic(count: int, inventory_every: int = 4) -> list[Outgoing]:
+    """``count`` messages, every ``inventory_every``-th a node inventory, the others pod
+    completions (successes and failures mixed, several per image and node)."""
+    inventories = count // inventory_every if inventory_every else 0
+    completions = iter(pod_completions(count - inventories))
+    out: list[Outgoing] = []
+    for i in range(count):
+        if inventory_every and i % inventory_every == inventory_every - 1:
+            out.append(_inventory(i // inventory_every))
+            continue
+        message_id, body = next(completions)
+        completed = decode_message(PodCompleted.ROUTING_KEY, body)
+        assert isinstance(completed, PodCompleted)
+        kind = PrepullSucceeded.TYPE if completed.succeeded else PrepullFailed.TYPE
+        out.append(Outgoing(PodCompleted.ROUTING_KEY, message_id, body, (kind,)))
+    return out
+
+
+def expected_effects(messages: Sequence[Outgoing]) -> dict[str, tuple[str, ...]]:
+    """Message id -> the sorted event types its fold appends."""
+    return {m.message_id: m.effect for m in messages}
+
+
+@define
+class PacedPublisher:
+    """Publishes through a ``Broker`` (publisher confirms) at ``rate`` messages a second,
+    in windows of a tenth of a second; a publish that is not confirmed (connection lost,
+    refused) is published again, with the same message id, until it is."""
+
+    broker: Broker
+    rate: float
+    published: int = 0
+    republished: int = 0
+    longest_wait: float = 0.0
+    on_progress: Callable[[int], None] | None = None
+    _confirmed: set[str] = field(factory=set)
+
+    async def run(self, messages: Sequence[Outgoing]) -> None:
+        """Publish every message once confirmed; returns when all are."""
+        window = max(1, round(self.rate / 10))
+        started = time.monotonic()
+        for start in range(0, len(messages), window):
+            due = started + start / self.rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await self._confirm(messages[start : start + window])
+            self.published = start + len(messages[start : start + window])
+            if self.on_progress is not None:
+                self.on_progress(self.published)
+
+    async def _confirm(self, batch: Sequence[Outgoing]) -> None:
+        pending = list(batch)
+        while pending:
+            began = time.monotonic()
+            results = await asyncio.gather(
+                *(
+                    self.broker.publish(m.routing_key, m.body, message_id=m.message_id)
+                    for m in pending
+                ),
+                return_exceptions=True,
+            )
+            self.longest_wait = max(self.longest_wait, time.monotonic() - began)
+            failed = [m for m, r in zip(pending, results, strict=True) if r is not None]
+            for result in results:
+                if result is not None and not isinstance(result, BrokerError):
+                    raise result
+            if failed:
+                self.republished += len(failed)
+                await asyncio.sleep(0.2)
+            pending = failed
+
+
+Timeline = list[tuple[float, float]]
+"""(monotonic time, a counter that grows with every fold) samples."""
+
+
+async def sample_folds(database_url: str, timeline: Timeline, stop: asyncio.Event) -> None:
+    """The log's head position every 50 ms (an index lookup, not a scan)."""
+    db = await asyncpg.connect(database_url)
+    try:
+        while not stop.is_set():
+            head = await db.fetchval("SELECT coalesce(max(position), 0) FROM ledger.events")
+            timeline.append((time.monotonic(), float(head)))
+            await asyncio.sleep(0.05)
+    finally:
+        await db.close()
+
+
+async def worker_counters(http: aiohttp.ClientSession, port: int) -> dict[str, float]:
+    """A worker's ``/metrics`` counters, summed over their labels."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    totals: dict[str, float] = {}
+    for name, value in _METRIC.findall(text):
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+async def sample_worker(port: int, timeline: Timeline, stop: asyncio.Event) -> None:
+    """Events a worker appended so far, every 100 ms (from its ``/metrics``)."""
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            try:
+                counters = await worker_counters(http, port)
+            except aiohttp.ClientError:
+                counters = None
+            if counters is not None:
+                appended = counters.get("imageledger_events_appended_total", 0.0)
+                timeline.append((time.monotonic(), appended))
+            await asyncio.sleep(0.1)
+
+
+def pause_figures(timeline: Timeline, stopped_at: float) -> dict[str, float | None]:
+    """From the node's stop: the next fold, the longest pause between two folds (from the
+    last fold before the stop), and when the fold that ended that pause came."""
+    folds = [t for (t, value), (_, before) in zip(timeline[1:], timeline, strict=False)
+             if value > before]  # fmt: skip
+    after = [t for t in folds if t > stopped_at]
+    if not after:
+        return {"first_fold_s": None, "longest_pause_s": None, "resumed_s": None}
+    previous = max((t for t in folds if t <= stopped_at), default=stopped_at)
+    longest, resumed = 0.0, after[0]
+    for t in after:
+        if t - previous > longest:
+            longest, resumed = t - previous, t
+        previous = t
+    return {
+        "first_fold_s": round(after[0] - stopped_at, 3),
+        "longest_pause_s": round(longest, 3),
+        "resumed_s": round(resumed - stopped_at, 3),
+    }
