@@ -33,21 +33,20 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from attrs import frozen
 
 from worker.adapters.broker.consumer import body_message_id
+from worker.adapters.broker.failover import connect_first
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
-    AUTHENTICATION_FAILED,
     CONNECTION_LOST,
     DEAD_AT_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
-    UNREACHABLE,
     BrokerError,
     BrokerUnavailableError,
     Topology,
     build_topology,
 )
-from worker.adapters.broker.urls import safe_amqp_url, split_amqp_urls
+from worker.adapters.broker.urls import safe_amqp_url
 
 __all__ = ["DeadLetter", "DeadLetterQueue", "ReplayReport"]
 
@@ -221,7 +220,9 @@ class DeadLetterQueue:
     async def open(self) -> None:
         """Connect once (no retries: an operator is waiting; of a cluster's URLs, the first
         node that answers) and check the queue exists."""
-        self._connection = await self._connect()
+        self._connection = await connect_first(
+            self._url, f"imageledger dead-letters {self.name}", within=10
+        )
         try:
             with _translated(self._url):
                 self._channel = await self._connection.channel(
@@ -231,24 +232,6 @@ class DeadLetterQueue:
         except BaseException:
             await self.close()
             raise
-
-    async def _connect(self) -> AbstractConnection:
-        urls = split_amqp_urls(self._url)
-        errors: list[str] = []
-        for url in urls:
-            where = safe_amqp_url(url)
-            try:
-                return await aio_pika.connect(
-                    url,
-                    timeout=10,
-                    client_properties={"connection_name": f"imageledger dead-letters {self.name}"},
-                )
-            except AUTHENTICATION_FAILED as exc:
-                raise BrokerError(f"RabbitMQ at {where} refused login: {exc}") from exc
-            except (*UNREACHABLE, TimeoutError) as exc:
-                errors.append(str(exc) if len(urls) == 1 else f"{where}: {exc}")
-        where = safe_amqp_url(self._url)
-        raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {'; '.join(errors)}")
 
     async def _exists(self, what: str, name: str) -> None:
         """A passive declare; a missing queue or exchange is an error naming the prefix."""

@@ -1,13 +1,15 @@
-"""A robust aio-pika connection over the nodes of a cluster: each new attempt tries the next URL.
+"""Connections over the nodes of a cluster: robust ones that reconnect through the next URL.
 
 aio-pika's ``RobustConnection`` reconnects by itself and then restores its channels (qos,
 exchanges, queues, bindings, consumers), but always to the one URL it was made with. Every
-connection loss and every failed connection attempt runs its ``_on_connection_close``
+connection loss and every failed reconnection attempt runs its ``_on_connection_close``
 hook, before the reconnection loop makes its next attempt through ``self.url``. Turning
 the URL to the next one there is all it takes for the loop to walk the list: a lost node
 is left for the next one, a dead one is skipped after one refused attempt, and the list
 wraps around, forever, until a node answers. Channels, confirms and consumers then come
-back exactly as they do after a reconnection to the same node.
+back exactly as they do after a reconnection to the same node. (The first connection is
+the caller's: ``Broker`` tries each URL in turn with a new connection; ``connect_first``
+gives a plain connection to the first node that answers, for the operator's commands.)
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import aio_pika
 import structlog
 from aio_pika import RobustConnection
+from aio_pika.abc import AbstractConnection
 from yarl import URL
 
-from worker.adapters.broker.urls import safe_amqp_url
+from worker.adapters.broker.topology import (
+    AUTHENTICATION_FAILED,
+    UNREACHABLE,
+    BrokerError,
+    BrokerUnavailableError,
+)
+from worker.adapters.broker.urls import safe_amqp_url, split_amqp_urls
 
-__all__ = ["FailoverConnection"]
+__all__ = ["FailoverConnection", "connect_first"]
 
 log = structlog.get_logger(__name__)
 
@@ -66,3 +76,31 @@ class FailoverConnection(RobustConnection):
         self._connected_once = True
         if len(self._urls) > 1:
             log.info("broker connected", url=self.current_url)
+
+
+async def connect_first(url: str, name: str, *, within: float) -> AbstractConnection:
+    """A plain (not robust) connection to the first of the URLs in ``url`` that answers,
+    trying each once (for a command an operator waits for).
+
+    Raises
+    ------
+    BrokerError
+        A node refused the credentials.
+    BrokerUnavailableError
+        No node answered.
+    """
+    urls = split_amqp_urls(url)
+    errors: list[str] = []
+    for one in urls:
+        where = safe_amqp_url(one)
+        try:
+            return await aio_pika.connect(
+                one, timeout=within, client_properties={"connection_name": name}
+            )
+        except AUTHENTICATION_FAILED as exc:
+            raise BrokerError(f"RabbitMQ at {where} refused login: {exc}") from exc
+        except (*UNREACHABLE, TimeoutError) as exc:
+            errors.append(str(exc) if len(urls) == 1 else f"{where}: {exc}")
+    raise BrokerUnavailableError(
+        f"cannot reach RabbitMQ at {safe_amqp_url(url)}: {'; '.join(errors)}"
+    )
