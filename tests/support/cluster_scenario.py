@@ -35,6 +35,7 @@ from tests.support.cluster_traffic import (
     Outgoing,
     PacedPublisher,
     Timeline,
+    fold_rate,
     pause_figures,
     sample_folds,
     sample_worker,
@@ -207,6 +208,7 @@ async def _flow(
         "resume": {
             **pause_figures(folds, stop.at),
             "workers": [pause_figures(line, stop.at) for line in per_worker],
+            "events_per_half_second": fold_rate(folds, stop.at),
         },
         "redelivered": int(consumed - len(messages)),
         "checks": {"all_folded": folded},

@@ -24,7 +24,7 @@ __all__ = [
     "Outgoing",
     "PacedPublisher",
     "Timeline",
-    "expected_effects",
+    "fold_rate",
     "pause_figures",
     "sample_folds",
     "sample_worker",
@@ -77,11 +77,6 @@ def traffic(count: int, inventory_every: int = 4) -> list[Outgoing]:
         kind = PrepullSucceeded.TYPE if completed.succeeded else PrepullFailed.TYPE
         out.append(Outgoing(PodCompleted.ROUTING_KEY, message_id, body, (kind,)))
     return out
-
-
-def expected_effects(messages: Sequence[Outgoing]) -> dict[str, tuple[str, ...]]:
-    """Message id -> the sorted event types its fold appends."""
-    return {m.message_id: m.effect for m in messages}
 
 
 @define
@@ -191,3 +186,19 @@ def pause_figures(timeline: Timeline, stopped_at: float) -> dict[str, float | No
         "longest_pause_s": round(longest, 3),
         "resumed_s": round(resumed - stopped_at, 3),
     }
+
+
+def fold_rate(
+    timeline: Timeline, stopped_at: float, before: float = 2.0, after: float = 8.0
+) -> list[tuple[float, float]]:
+    """Folding around the stop: (seconds from the stop, events appended in the next half
+    second), from ``before`` seconds before it to ``after`` seconds after."""
+    out: list[tuple[float, float]] = []
+    start = -before
+    while start < after:
+        window = [v for t, v in timeline if start <= t - stopped_at < start + 0.5]
+        earlier = [v for t, v in timeline if t - stopped_at < start]
+        if window and earlier:
+            out.append((start, window[-1] - earlier[-1]))
+        start += 0.5
+    return out
