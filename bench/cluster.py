@@ -15,10 +15,11 @@ node (``rabbitmqctl stop``; ``--kill``: SIGKILL of its Erlang VM) once ``--stop-
 them are published. It then checks that nothing was lost (every message's events are in the
 log, by causation), nothing folded twice (no idempotency key twice, event counts equal),
 nothing dead-lettered, the projections equal a rebuild from the log, and both workers exit
-0 on SIGTERM; and reports the time from the stop to the next fold, the longest pause in
-folding and when folding resumed, for all and per worker. The cluster, the database and
-the temporary folders are removed at the end, on failure too. Exit status 1 when a check
-fails. See docs/scale.md ("RabbitMQ cluster").
+0 on SIGTERM, both consuming every work queue; and reports the time from the stop to the
+next fold, the longest pause in folding, when everything published before the stop was
+folded, publish-to-fold lags, and when the worker that lost its node was connected and
+folding again. The cluster, the database and the temporary folders are removed at the end,
+on failure too. Exit status 1 when a check fails. See docs/scale.md ("RabbitMQ cluster").
 """
 
 from __future__ import annotations
@@ -59,19 +60,23 @@ def _arguments() -> argparse.Namespace:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    checks, resume = result["checks"], result["resume"]
-    workers = "; ".join(
-        f"worker {i} (first {w['first_node'].split('@')[0]}, {w['failovers']} failover(s)): "
-        f"next fold {w['first_fold_s']} s, resumed {w['resumed_s']} s"
+    checks, resume, stop = result["checks"], result["resume"], result["stop"]
+    workers = "\n".join(
+        f"  worker {i} (first {w['first_node'].split('@')[0]}, {w['failovers']} failover(s)): "
+        f"lost its node {w['lost_s']} s, reconnected {w['reconnected_s']} s, folding again "
+        f"{w['folding_again_s']} s after the stop; longest pause {w['longest_pause_s']} s"
         for i, w in enumerate(resume["workers"], 1)
     )
     return (
-        f"{result['messages']:,} messages at {result['rate']:g}/s; stopped "
-        f"{result['stop']['node']} ({result['stop']['how']}) after "
-        f"{result['stop']['after_messages']:,}\n"
+        f"{result['messages']:,} messages at {result['rate']:g}/s; {stop['how']} "
+        f"{stop['node']} after {stop['after_messages']:,} (command {stop['command_s']} s)\n"
         f"  next fold {resume['first_fold_s']} s after the stop, longest pause "
-        f"{resume['longest_pause_s']} s, resumed {resume['resumed_s']} s after the stop\n"
-        f"  {workers}\n"
+        f"{resume['longest_pause_s']} s; all published before the stop folded "
+        f"{resume['in_flight_folded_s']} s after it\n"
+        f"  publish-to-fold lag: p50 {resume['lag_p50_before_stop_s']} s before the stop; "
+        f"over all p50 {resume['lag_p50_s']} s, p99 {resume['lag_p99_s']} s, max "
+        f"{resume['lag_max_s']} s\n"
+        f"{workers}\n"
         f"  consumers per queue at the end {checks['consumers']}, workers healthy "
         f"{checks['workers_healthy']}, exit codes {checks['workers_exit_codes']}\n"
         f"  lost {checks['missing']}, wrong {checks['wrong_effect']}, duplicate keys "

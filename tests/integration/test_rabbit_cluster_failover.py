@@ -44,8 +44,11 @@ async def test_two_workers_survive_the_loss_of_the_quorum_leader_node(tmp_path: 
     first, second = result["resume"]["workers"]
     assert first["first_node"] == stop["node"]
     assert first["failovers"] >= 1  # worker 1 lost its node and moved on
+    assert first["reconnected_s"] is not None
+    assert first["folding_again_s"] is not None
     assert second["failovers"] == 0  # worker 2's node stayed up
+    assert second["reconnected_s"] is None
     resume = result["resume"]
     assert resume["first_fold_s"] is not None
-    assert resume["resumed_s"] is not None
-    assert resume["resumed_s"] < 30
+    assert resume["in_flight_folded_s"] is not None
+    assert resume["in_flight_folded_s"] < 30

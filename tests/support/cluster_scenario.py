@@ -8,8 +8,11 @@ publisher confirms, unconfirmed messages published again under the same id) star
 too. Pod completions and node inventories flow at ``rate``; once ``stop_after`` of them
 are published the leader's node is stopped (``rabbitmqctl stop``, or SIGKILL of its VM).
 Then: every message's effect is in the log exactly (events by causation), no idempotency
-key twice, nothing dead-lettered, the projections equal a rebuild from the log; and the
-time from the stop to the next fold, the longest pause and when folding resumed.
+key twice, nothing dead-lettered, the projections equal a rebuild from the log, both
+workers healthy and consuming every work queue; and how folding went on: the next fold
+after the stop, the longest pause, when the work in flight at the stop was all folded,
+publish-to-fold lags, and when the worker that lost its node was connected and folding
+again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ from tests.support.cluster_traffic import (
     Outgoing,
     PacedPublisher,
     Timeline,
+    failover_times,
+    first_fold_after,
     fold_rate,
+    lag_figures,
     pause_figures,
     sample_folds,
     sample_worker,
@@ -49,7 +55,7 @@ from worker.adapters.ledger import migrate
 from worker.adapters.ledger.database import make_engine
 from worker.domain.messages import NodeInventory, PodCompleted
 
-__all__ = ["ClusterScenario", "run_cluster_scenario"]
+__all__ = ["ClusterScenario", "environment", "run_cluster_scenario"]
 
 PREFIX = "imageledger"
 WORKERS = 2
@@ -73,8 +79,26 @@ class ClusterScenario:
 
 @define
 class _Stop:
-    at: float | None = None
+    after: int
+    at: float = 0.0
+    wall: float = 0.0
     task: asyncio.Task[None] | None = None
+
+
+@define
+class _Run:
+    """What the flow left behind: the raw material of the figures."""
+
+    messages: list[Outgoing]
+    publisher: PacedPublisher
+    stop: _Stop
+    stop_command_s: float
+    published_s: float
+    folded_s: float
+    all_folded: bool
+    consumed: float
+    folds: Timeline
+    per_worker: list[Timeline]
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -98,12 +122,19 @@ async def run_cluster_scenario(scenario: ClusterScenario) -> dict[str, Any]:
         await migrate.upgrade(engine)
         began = time.monotonic()
         async with RabbitCluster(3) as cluster:
-            result: dict[str, Any] = {"cluster_boot_s": round(time.monotonic() - began, 1)}
-            result |= await _with_cluster(scenario, cluster, url, raw, logs)
-        result["checks"] |= await _ledger_checks(raw, result.pop("expected"))
-        result["checks"]["rebuild_differs"] = await rebuild_matches(engine)
-        result["passed"] = _passed(result["checks"])
-        return result
+            boot_s = time.monotonic() - began
+            leaders, starts = await _leaders(cluster)
+            target = cluster.node(leaders[f"{PREFIX}.pod_completed"])
+            run, checks = await _with_workers(scenario, cluster, target, starts, url, raw, logs)
+            firsts = [cluster.nodes[s].name for s in starts]
+        expected = {m.message_id: m.effect for m in run.messages}
+        ledger, folded_at = await _ledger_checks(raw, expected)
+        checks |= ledger | {"rebuild_differs": await rebuild_matches(engine)}
+        result = _figures(run, folded_at, [logs / f"worker-{i}.log" for i in (1, 2)], firsts)
+        result["stop"] |= {"node": target.name, "how": "kill" if scenario.kill else "stop"}
+        result["stop"]["leaders"] = leaders
+        passed = _passed(checks)
+        return {"cluster_boot_s": round(boot_s, 1), **result, "checks": checks, "passed": passed}
     finally:
         await engine.dispose()
         await _admin(scenario.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -111,44 +142,53 @@ async def run_cluster_scenario(scenario: ClusterScenario) -> dict[str, Any]:
             shutil.rmtree(logs, ignore_errors=True)
 
 
-async def _with_cluster(
-    scenario: ClusterScenario, cluster: RabbitCluster, url: str, raw: str, logs: Path
-) -> dict[str, Any]:
+async def _leaders(cluster: RabbitCluster) -> tuple[dict[str, str], tuple[int, int]]:
+    """Declare the topology through node 1 (the quorum queues' leaders start there); the
+    leader of each work queue, and where workers 1 and 2 start: the pod-completion queue's
+    leader, and the node after it."""
     first = Broker(BrokerSettings(url=cluster.urls(0)[0], prefix=PREFIX))
-    await first.connect()  # the topology through node 1: the leaders start there
+    await first.connect()
     topology = first.topology
     await first.close()
     keys = (PodCompleted.ROUTING_KEY, NodeInventory.ROUTING_KEY)
     queues = [topology.queue_for(key).name for key in keys]
     leaders = {queue: (await cluster.leader(queue)).name for queue in queues}
-    target = cluster.node(leaders[queues[0]])
-    at = cluster.nodes.index(target)
+    at = cluster.nodes.index(cluster.node(leaders[queues[0]]))
+    return leaders, (at, (at + 1) % len(cluster.nodes))
+
+
+async def _with_workers(
+    scenario: ClusterScenario,
+    cluster: RabbitCluster,
+    target: ClusterNode,
+    starts: tuple[int, int],
+    url: str,
+    raw: str,
+    logs: Path,
+) -> tuple[_Run, dict[str, Any]]:
+    """Start the workers, run the flow, then check them and the dead-letter queue."""
     config = write_config(logs / "config.json")
-    starts = (at, (at + 1) % len(cluster.nodes))
     workers = [
         WorkerProcess(config, url, ",".join(cluster.urls(s)), PREFIX, logs / f"worker-{i}.log")
         for i, s in enumerate(starts, 1)
     ]
     try:
         await asyncio.gather(*(w.start(healthy_within=60) for w in workers))
-        flow = await _flow(scenario, cluster, target, workers, raw, starts[1])
+        run = await _flow(scenario, cluster, target, workers, raw, starts[1])
         consumers = await cluster.consumers()
-        flow["checks"]["consumers"] = {queue: consumers.get(queue, 0) for queue in queues}
-        flow["checks"]["workers_healthy"] = [await w.healthy() for w in workers]
-        flow["exit_codes"] = [await w.terminate() for w in workers]
+        queues = (f"{PREFIX}.pod_completed", f"{PREFIX}.node_inventory")
+        checks: dict[str, Any] = {
+            "all_folded": run.all_folded,
+            "consumers": {queue: consumers.get(queue, 0) for queue in queues},
+            "workers_healthy": [await w.healthy() for w in workers],
+            "workers_exit_codes": [await w.terminate() for w in workers],
+        }
     finally:
         for worker in workers:
             await worker.kill()
-    survivor = cluster.urls(starts[1])[0]
-    async with DeadLetterQueue(survivor, PREFIX) as dead:
-        flow["checks"]["dead_lettered"] = await dead.count()
-    flow["checks"]["workers_exit_codes"] = flow.pop("exit_codes")
-    flow["stop"] |= {"leaders": leaders, "how": "kill" if scenario.kill else "stop"}
-    for i, worker in enumerate(flow["resume"]["workers"]):
-        text = (logs / f"worker-{i + 1}.log").read_text(errors="replace")
-        worker["first_node"] = cluster.nodes[starts[i]].name
-        worker["failovers"] = text.count(FAILOVER_LOG)
-    return flow
+    async with DeadLetterQueue(cluster.urls(starts[1])[0], PREFIX) as dead:
+        checks["dead_lettered"] = await dead.count()
+    return run, checks
 
 
 async def _flow(
@@ -158,10 +198,10 @@ async def _flow(
     workers: Sequence[WorkerProcess],
     raw: str,
     publish_from: int,
-) -> dict[str, Any]:
+) -> _Run:
+    """Publish at the paced rate, stop the node on the way, wait until all is folded."""
     messages = traffic(scenario.messages, scenario.inventory_every)
-    settings = BrokerSettings(url=",".join(cluster.urls(publish_from)), prefix=PREFIX)
-    broker = Broker(settings)
+    broker = Broker(BrokerSettings(url=",".join(cluster.urls(publish_from)), prefix=PREFIX))
     await broker.connect()
     done = asyncio.Event()
     folds: Timeline = []
@@ -170,11 +210,11 @@ async def _flow(
         asyncio.create_task(sample_worker(w.port, line, done))
         for w, line in zip(workers, per_worker, strict=True)
     ]
-    stop, stop_at = _Stop(), max(1, int(len(messages) * scenario.stop_after))
+    stop = _Stop(after=max(1, int(len(messages) * scenario.stop_after)))
 
     def progress(published: int) -> None:
-        if published >= stop_at and stop.task is None:
-            stop.at = time.monotonic()
+        if published >= stop.after and stop.task is None:
+            stop.at, stop.wall = time.monotonic(), time.time()
             stop.task = asyncio.create_task(cluster.stop(target, kill=scenario.kill))
 
     publisher = PacedPublisher(broker, scenario.rate, on_progress=progress)
@@ -183,9 +223,8 @@ async def _flow(
         await publisher.run(messages)
         published_s = time.monotonic() - began
         assert stop.task is not None
-        assert stop.at is not None
         await stop.task
-        stop_s = time.monotonic() - stop.at
+        stop_command_s = time.monotonic() - stop.at
         folded = await _wait_folded(raw, messages, scenario.fold_within)
         folded_s = time.monotonic() - began
         consumed = await _consumed(workers)
@@ -193,26 +232,50 @@ async def _flow(
         done.set()
         await asyncio.gather(*samplers, return_exceptions=True)
         await broker.close()
+    return _Run(
+        messages, publisher, stop, stop_command_s, published_s, folded_s, folded, consumed,
+        folds, per_worker,
+    )  # fmt: skip
+
+
+def _figures(
+    run: _Run, folded_at: dict[str, float], logs: Sequence[Path], firsts: Sequence[str]
+) -> dict[str, Any]:
+    """The figures of a run, JSON-ready; times in seconds from the stop."""
+    stop = run.stop
+    workers = []
+    for log, first, line in zip(logs, firsts, run.per_worker, strict=True):
+        text = log.read_text(errors="replace")
+        lost, back = failover_times(text, stop.wall)
+        folding = None if back is None else first_fold_after(line, stop.at + back - stop.wall)
+        workers.append({
+            "first_node": first,
+            "failovers": text.count(FAILOVER_LOG),
+            "lost_s": None if lost is None else round(lost - stop.wall, 3),
+            "reconnected_s": None if back is None else round(back - stop.wall, 3),
+            "folding_again_s": None if folding is None else round(folding - stop.at, 3),
+            **pause_figures(line, stop.at),
+        })  # fmt: skip
+    messages = run.messages
     return {
         "messages": len(messages),
         "pod_completions": sum(m.routing_key == PodCompleted.ROUTING_KEY for m in messages),
         "inventories": sum(m.routing_key == NodeInventory.ROUTING_KEY for m in messages),
-        "rate": scenario.rate,
-        "publish_s": round(published_s, 2),
-        "all_folded_s": round(folded_s, 2),
+        "rate": run.publisher.rate,
+        "publish_s": round(run.published_s, 2),
+        "all_folded_s": round(run.folded_s, 2),
         "publisher": {
-            "republished": publisher.republished,
-            "longest_confirm_wait_s": round(publisher.longest_wait, 3),
+            "republished": run.publisher.republished,
+            "longest_confirm_wait_s": round(run.publisher.longest_wait, 3),
         },
-        "stop": {"node": target.name, "after_messages": stop_at, "command_s": round(stop_s, 2)},
+        "stop": {"after_messages": stop.after, "command_s": round(run.stop_command_s, 2)},
         "resume": {
-            **pause_figures(folds, stop.at),
-            "workers": [pause_figures(line, stop.at) for line in per_worker],
-            "events_per_half_second": fold_rate(folds, stop.at),
+            **pause_figures(run.folds, stop.at),
+            **lag_figures(run.publisher.sent, folded_at, stop.wall),
+            "workers": workers,
+            "events_per_half_second": fold_rate(run.folds, stop.at),
         },
-        "redelivered": int(consumed - len(messages)),
-        "checks": {"all_folded": folded},
-        "expected": {m.message_id: m.effect for m in messages},
+        "redelivered": int(run.consumed - len(messages)),
     }
 
 
@@ -242,22 +305,29 @@ async def _consumed(workers: Sequence[WorkerProcess]) -> float:
     return sum(c.get("imageledger_messages_consumed_total", 0.0) for c in counters)
 
 
-async def _ledger_checks(raw: str, expected: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """Each message's effect, exactly: events by causation against what it must append."""
+async def _ledger_checks(
+    raw: str, expected: dict[str, tuple[str, ...]]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each message's effect, exactly (events by causation against what it must append);
+    and when each message was folded (epoch seconds)."""
     db = await asyncpg.connect(raw)
     try:
-        rows = await db.fetch("SELECT causation, type FROM ledger.events")
+        rows = await db.fetch(
+            "SELECT causation, type, extract(epoch FROM recorded_at)::float8 FROM ledger.events"
+        )
         twice = await db.fetchval(
             "SELECT count(*) - count(DISTINCT idempotency_key) FROM ledger.events"
         )
     finally:
         await db.close()
     actual: dict[str, list[str]] = {}
-    for causation, kind in rows:
+    folded_at: dict[str, float] = {}
+    for causation, kind, at in rows:
         actual.setdefault(str(causation), []).append(str(kind))
+        folded_at[str(causation)] = min(at, folded_at.get(str(causation), at))
     missing = [m for m in expected if m not in actual]
     wrong = [m for m, e in expected.items() if m in actual and tuple(sorted(actual[m])) != e]
-    return {
+    checks = {
         "events": len(rows),
         "events_expected": sum(len(e) for e in expected.values()),
         "missing": len(missing),
@@ -267,6 +337,7 @@ async def _ledger_checks(raw: str, expected: dict[str, tuple[str, ...]]) -> dict
         "unexpected_causations": len(set(actual) - set(expected)),
         "duplicate_keys": int(twice),
     }
+    return checks, folded_at
 
 
 def _passed(checks: dict[str, Any]) -> bool:

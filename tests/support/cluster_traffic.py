@@ -24,14 +24,19 @@ __all__ = [
     "Outgoing",
     "PacedPublisher",
     "Timeline",
+    "failover_times",
+    "first_fold_after",
     "fold_rate",
+    "lag_figures",
     "pause_figures",
     "sample_folds",
     "sample_worker",
     "traffic",
+    "worker_counters",
 ]
 
 T0 = datetime(2077, 11, 2, tzinfo=UTC)
+_STAMP = re.compile(r"^timestamp=(\S+)")
 _METRIC = re.compile(r"^(imageledger_[a-z_]+_total)\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 
@@ -91,7 +96,8 @@ class PacedPublisher:
     republished: int = 0
     longest_wait: float = 0.0
     on_progress: Callable[[int], None] | None = None
-    _confirmed: set[str] = field(factory=set)
+    sent: dict[str, float] = field(factory=dict)
+    """Message id -> when it was first sent (epoch seconds)."""
 
     async def run(self, messages: Sequence[Outgoing]) -> None:
         """Publish every message once confirmed; returns when all are."""
@@ -106,6 +112,8 @@ class PacedPublisher:
                 self.on_progress(self.published)
 
     async def _confirm(self, batch: Sequence[Outgoing]) -> None:
+        now = time.time()
+        self.sent.update((m.message_id, now) for m in batch)
         pending = list(batch)
         while pending:
             began = time.monotonic()
@@ -168,23 +176,59 @@ async def sample_worker(port: int, timeline: Timeline, stop: asyncio.Event) -> N
 
 
 def pause_figures(timeline: Timeline, stopped_at: float) -> dict[str, float | None]:
-    """From the node's stop: the next fold, the longest pause between two folds (from the
-    last fold before the stop), and when the fold that ended that pause came."""
+    """From the node's stop: the next fold, and the longest pause between two folds
+    (counted from the last fold before the stop)."""
     folds = [t for (t, value), (_, before) in zip(timeline[1:], timeline, strict=False)
              if value > before]  # fmt: skip
     after = [t for t in folds if t > stopped_at]
     if not after:
-        return {"first_fold_s": None, "longest_pause_s": None, "resumed_s": None}
+        return {"first_fold_s": None, "longest_pause_s": None}
     previous = max((t for t in folds if t <= stopped_at), default=stopped_at)
-    longest, resumed = 0.0, after[0]
-    for t in after:
-        if t - previous > longest:
-            longest, resumed = t - previous, t
-        previous = t
+    longest = max(t - p for t, p in zip(after, [previous, *after], strict=False))
+    return {"first_fold_s": round(after[0] - stopped_at, 3), "longest_pause_s": round(longest, 3)}
+
+
+def first_fold_after(timeline: Timeline, moment: float) -> float | None:
+    """When the counter first grew after ``moment`` (None: never)."""
+    pairs = zip(timeline[1:], timeline, strict=False)
+    return next((t for (t, value), (_, before) in pairs if t > moment and value > before), None)
+
+
+def failover_times(log: str, after: float) -> tuple[float | None, float | None]:
+    """When a worker's log says it lost its connection (the first time after ``after``) and
+    when it was connected again (epoch seconds; None, None: it lost none)."""
+    lost = None
+    for line in log.splitlines():
+        stamp = _STAMP.search(line)
+        if stamp is None:
+            continue
+        at = datetime.fromisoformat(stamp[1]).timestamp()
+        if lost is None and at >= after and "the next attempt goes to the next node" in line:
+            lost = at
+        elif lost is not None and 'event="broker connected"' in line:
+            return lost, at
+    return lost, None
+
+
+def _quantile(values: Sequence[float], share: float) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 3) if ordered else None
+
+
+def lag_figures(
+    sent: dict[str, float], folded: dict[str, float], stopped_at: float
+) -> dict[str, float | None]:
+    """Publish-to-fold lag (epoch seconds in, seconds out): the median of the messages
+    sent before the stop (the steady state), the median, 99th percentile and worst of all,
+    and how long after the stop the last message sent before it was folded."""
+    lags = [folded[m] - sent[m] for m in sent if m in folded]
+    before = {m: folded[m] for m, at in sent.items() if at < stopped_at and m in folded}
     return {
-        "first_fold_s": round(after[0] - stopped_at, 3),
-        "longest_pause_s": round(longest, 3),
-        "resumed_s": round(resumed - stopped_at, 3),
+        "lag_p50_before_stop_s": _quantile([folded[m] - sent[m] for m in before], 0.5),
+        "lag_p50_s": _quantile(lags, 0.5),
+        "lag_p99_s": _quantile(lags, 0.99),
+        "lag_max_s": round(max(lags), 3) if lags else None,
+        "in_flight_folded_s": round(max(before.values()) - stopped_at, 3) if before else None,
     }
 
 
