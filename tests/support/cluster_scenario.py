@@ -357,9 +357,11 @@ def _passed(checks: dict[str, Any]) -> bool:
 
 
 def environment() -> dict[str, Any]:
-    """Where and when the figures were taken."""
+    """Where and when the figures were taken (the load average: other work on the machine
+    slows the nodes, the workers and the publisher alike)."""
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "run_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
     }

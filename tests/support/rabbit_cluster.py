@@ -64,10 +64,10 @@ class ClusterNode:
         this node's VM; None once it has exited."""
         try:
             pid = int((self.folder / "pid").read_text().strip())
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if self.name.encode() in command else None
+        return pid if f"RABBITMQ_NODENAME={self.name}".encode() in environment else None
 
 
 class RabbitCluster:
@@ -198,25 +198,40 @@ class RabbitCluster:
         raise RuntimeError(f"quorum queue {queue} has no leader: {out.strip()}")
 
     async def consumers(self) -> dict[str, int]:
-        """Consumers per queue (default virtual host), as a running node sees them."""
-        asked = next(node for node in self.nodes if node.running)
-        out = await self.ctl(asked, "list_consumers", "queue_name", "--formatter", "json")
+        """Consumers per queue (default virtual host) whose channel is on a running node.
+
+        A quorum queue keeps listing the consumers of a node that went away (as suspected
+        down, holding no messages) until that node comes back; they are not counted.
+        """
+        running = [node for node in self.nodes if node.running]
+        out = await self.ctl(
+            running[0], "list_consumers", "queue_name", "channel_pid", "--no-table-headers"
+        )
         counts: dict[str, int] = {}
-        for consumer in json.loads(out or "[]"):
-            name = str(consumer["queue_name"])
-            counts[name] = counts.get(name, 0) + 1
+        for line in out.splitlines():
+            name, _, channel = line.partition("\t")  # channel: <node.serial.id.0>
+            if any(channel.startswith(f"<{node.name}.") for node in running):
+                counts[name] = counts.get(name, 0) + 1
         return counts
 
     async def stop(self, node: ClusterNode, *, kill: bool = False) -> None:
-        """Stop a node: ``rabbitmqctl stop`` (a shutdown), or SIGKILL of its VM (a crash)."""
+        """Stop a node: ``rabbitmqctl stop`` (a shutdown), or SIGKILL of its VM (a crash;
+        returns once the VM is gone, ``close()`` reaps the wrapper)."""
         node.running = False
-        pid = node.pid()
-        if kill and pid is not None:
-            os.kill(pid, signal.SIGKILL)
-        else:
+        if not kill:
             await self.ctl(node, "stop", within=120)
-        if node.process is not None:
-            await asyncio.wait_for(node.process.wait(), 60)
+            if node.process is not None:
+                await asyncio.wait_for(node.process.wait(), 60)
+            return
+        pid = node.pid()
+        if pid is None:
+            raise RuntimeError(f"no running Erlang VM of {node.name} to kill")
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(1500):  # 30 s
+            if node.pid() is None:
+                return
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"{node.name} still runs after SIGKILL")
 
     async def close(self) -> None:
         """Stop every node still running, then delete the folders."""
@@ -234,10 +249,14 @@ class RabbitCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if node.process is not None and node.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                node.process.kill()
+            # The wrapper (su, the rabbitmq-server script) ends by itself once the VM is
+            # gone; killed only if it does not.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(node.process.wait(), 30)
+        if node.process is not None and node.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                node.process.kill()
+            await node.process.wait()
 
 
 async def _run(*command: str) -> None:
