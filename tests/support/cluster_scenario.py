@@ -109,14 +109,39 @@ async def _admin(url: str, statement: str) -> None:
         await db.close()
 
 
+async def _drop(admin_url: str, name: str) -> None:
+    """Drop the database, waiting up to a minute for a PostgreSQL that is restarting (other
+    test suites on this machine stop it on purpose)."""
+    for attempt in range(30):
+        try:
+            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (OSError, asyncpg.CannotConnectNowError):
+            if attempt == 29:
+                raise
+            await asyncio.sleep(2)
+
+
 async def run_cluster_scenario(scenario: ClusterScenario) -> dict[str, Any]:
-    """Run it; the figures and checks as a JSON-ready dict (``passed`` sums up the checks)."""
-    name = f"il_cluster_{uuid.uuid4().hex[:10]}"
+    """Run it; the figures and checks as a JSON-ready dict (``passed`` sums up the checks).
+    The database, the cluster and the temporary folders go, whatever happens."""
+    logs = scenario.logs or Path(tempfile.mkdtemp(prefix="imageledger-cluster-logs-"))
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        name = f"il_cluster_{uuid.uuid4().hex[:10]}"
+        await _admin(scenario.admin_url, f'CREATE DATABASE "{name}"')
+        try:
+            return await _in_database(scenario, name, logs)
+        finally:
+            await _drop(scenario.admin_url, name)
+    finally:
+        if scenario.logs is None:
+            shutil.rmtree(logs, ignore_errors=True)
+
+
+async def _in_database(scenario: ClusterScenario, name: str, logs: Path) -> dict[str, Any]:
     raw = scenario.admin_url.rsplit("/", 1)[0] + f"/{name}"
     url = raw.replace("postgresql://", "postgresql+asyncpg://")
-    logs = scenario.logs or Path(tempfile.mkdtemp(prefix="imageledger-cluster-logs-"))
-    logs.mkdir(parents=True, exist_ok=True)
-    await _admin(scenario.admin_url, f'CREATE DATABASE "{name}"')
     engine = make_engine(url)
     try:
         await migrate.upgrade(engine)
@@ -130,16 +155,13 @@ async def run_cluster_scenario(scenario: ClusterScenario) -> dict[str, Any]:
         expected = {m.message_id: m.effect for m in run.messages}
         ledger, folded_at = await _ledger_checks(raw, expected)
         checks |= ledger | {"rebuild_differs": await rebuild_matches(engine)}
-        result = _figures(run, folded_at, [logs / f"worker-{i}.log" for i in (1, 2)], firsts)
-        result["stop"] |= {"node": target.name, "how": "kill" if scenario.kill else "stop"}
-        result["stop"]["leaders"] = leaders
-        passed = _passed(checks)
-        return {"cluster_boot_s": round(boot_s, 1), **result, "checks": checks, "passed": passed}
     finally:
         await engine.dispose()
-        await _admin(scenario.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if scenario.logs is None:
-            shutil.rmtree(logs, ignore_errors=True)
+    result = _figures(run, folded_at, [logs / f"worker-{i}.log" for i in (1, 2)], firsts)
+    result["stop"] |= {"node": target.name, "how": "kill" if scenario.kill else "stop"}
+    result["stop"]["leaders"] = leaders
+    passed = _passed(checks)
+    return {"cluster_boot_s": round(boot_s, 1), **result, "checks": checks, "passed": passed}
 
 
 async def _leaders(cluster: RabbitCluster) -> tuple[dict[str, str], tuple[int, int]]:
