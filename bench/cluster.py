@@ -81,7 +81,8 @@ def _summary(result: dict[str, Any]) -> str:
         f"{checks['workers_healthy']}, exit codes {checks['workers_exit_codes']}\n"
         f"  lost {checks['missing']}, wrong {checks['wrong_effect']}, duplicate keys "
         f"{checks['duplicate_keys']}, dead-lettered {checks['dead_lettered']}, rebuild differs "
-        f"{checks['rebuild_differs'] or 'nowhere'}, redelivered {result['redelivered']}: "
+        f"{checks['rebuild_differs'] or 'nowhere'}, redelivered {result['redelivered']}, "
+        f"PostgreSQL unreachable in {result['database_unreachable_samples']} samples: "
         + ("PASS" if result["passed"] else "FAIL")
     )
 

@@ -82,7 +82,7 @@ class _Stop:
     after: int
     at: float = 0.0
     wall: float = 0.0
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[float] | None = None
 
 
 @define
@@ -99,6 +99,7 @@ class _Run:
     consumed: float
     folds: Timeline
     per_worker: list[Timeline]
+    database_outages: list[float]
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -227,17 +228,22 @@ async def _flow(
     await broker.connect()
     done = asyncio.Event()
     folds: Timeline = []
+    outages: list[float] = []
     per_worker: list[Timeline] = [[] for _ in workers]
-    samplers = [asyncio.create_task(sample_folds(raw, folds, done))] + [
+    samplers = [asyncio.create_task(sample_folds(raw, folds, done, outages))] + [
         asyncio.create_task(sample_worker(w.port, line, done))
         for w, line in zip(workers, per_worker, strict=True)
     ]
     stop = _Stop(after=max(1, int(len(messages) * scenario.stop_after)))
 
+    async def stop_node() -> float:
+        await cluster.stop(target, kill=scenario.kill)
+        return time.monotonic() - stop.at
+
     def progress(published: int) -> None:
         if published >= stop.after and stop.task is None:
             stop.at, stop.wall = time.monotonic(), time.time()
-            stop.task = asyncio.create_task(cluster.stop(target, kill=scenario.kill))
+            stop.task = asyncio.create_task(stop_node())
 
     publisher = PacedPublisher(broker, scenario.rate, on_progress=progress)
     began = time.monotonic()
@@ -245,8 +251,7 @@ async def _flow(
         await publisher.run(messages)
         published_s = time.monotonic() - began
         assert stop.task is not None
-        await stop.task
-        stop_command_s = time.monotonic() - stop.at
+        stop_command_s = await stop.task
         folded = await _wait_folded(raw, messages, scenario.fold_within)
         folded_s = time.monotonic() - began
         consumed = await _consumed(workers)
@@ -256,7 +261,7 @@ async def _flow(
         await broker.close()
     return _Run(
         messages, publisher, stop, stop_command_s, published_s, folded_s, folded, consumed,
-        folds, per_worker,
+        folds, per_worker, outages,
     )  # fmt: skip
 
 
@@ -298,26 +303,29 @@ def _figures(
             "events_per_half_second": fold_rate(run.folds, stop.at),
         },
         "redelivered": int(run.consumed - len(messages)),
+        "database_unreachable_samples": len(run.database_outages),
     }
 
 
 async def _wait_folded(raw: str, messages: Sequence[Outgoing], within: float) -> bool:
-    """Wait until the log holds as many events of the traffic's types as it must."""
+    """Wait until the log holds as many events of the traffic's types as it must (through
+    a PostgreSQL restart, too)."""
     wanted = Counter(kind for m in messages for kind in m.effect)
-    db = await asyncpg.connect(raw)
+    sql = "SELECT type, count(*) FROM ledger.events WHERE type = ANY($1) GROUP BY type"
     deadline = time.monotonic() + within
-    try:
-        while time.monotonic() < deadline:
-            rows = await db.fetch(
-                "SELECT type, count(*) FROM ledger.events WHERE type = ANY($1) GROUP BY type",
-                list(wanted),
-            )
-            if Counter({r[0]: r[1] for r in rows}) == wanted:
-                return True
-            await asyncio.sleep(0.25)
-        return False
-    finally:
-        await db.close()
+    while time.monotonic() < deadline:
+        try:
+            db = await asyncpg.connect(raw)
+            try:
+                rows = await db.fetch(sql, list(wanted))
+            finally:
+                await db.close()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            rows = []
+        if Counter({r[0]: r[1] for r in rows}) == wanted:
+            return True
+        await asyncio.sleep(0.25)
+    return False
 
 
 async def _consumed(workers: Sequence[WorkerProcess]) -> float:

@@ -139,15 +139,26 @@ Timeline = list[tuple[float, float]]
 """(monotonic time, a counter that grows with every fold) samples."""
 
 
-async def sample_folds(database_url: str, timeline: Timeline, stop: asyncio.Event) -> None:
-    """The log's head position every 50 ms (an index lookup, not a scan)."""
-    db = await asyncpg.connect(database_url)
-    try:
-        while not stop.is_set():
+async def sample_folds(
+    database_url: str, timeline: Timeline, stop: asyncio.Event, outages: list[float]
+) -> None:
+    """The log's head position every 50 ms (an index lookup, not a scan). While PostgreSQL
+    cannot be reached (other test suites on this machine stop it on purpose), it keeps
+    trying and appends each failed sample's time to ``outages``: a run with outages
+    measured PostgreSQL too, not only the broker."""
+    db: asyncpg.Connection | None = None
+    while not stop.is_set():
+        try:
+            db = db or await asyncpg.connect(database_url)
             head = await db.fetchval("SELECT coalesce(max(position), 0) FROM ledger.events")
             timeline.append((time.monotonic(), float(head)))
-            await asyncio.sleep(0.05)
-    finally:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            outages.append(time.monotonic())
+            if db is not None:
+                db.terminate()
+            db = None
+        await asyncio.sleep(0.05)
+    if db is not None:
         await db.close()
 
 
