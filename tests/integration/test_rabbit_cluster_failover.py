@@ -1,7 +1,7 @@
 """A three-node RabbitMQ cluster loses the node leading the quorum queues while two workers
 fold: nothing lost, nothing twice, projections equal a rebuild, both workers consume again.
 
-The small version of ``bench/cluster.py`` (2,000 messages instead of 20,000); about 50 s,
+The small version of ``bench/cluster.py`` (2,000 messages instead of 20,000); 30–60 s,
 most of it booting the three nodes.
 """
 
