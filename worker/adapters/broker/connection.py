@@ -1,5 +1,9 @@
 """RabbitMQ through aio-pika: one robust connection, topology, confirmed publishes, consumers.
 
+The connection takes one URL or a cluster's comma-separated URLs: the first connection
+tries them in turn (with back-off between rounds); after a loss it reconnects through the
+next node that answers, and its channels, consumers and publisher confirms come back there.
+
 No aio-pika object leaves this adapter (and its ``broker_topology`` and ``broker_consumer``
 modules): callers hand in bytes, routing keys, message ids and async handlers of decoded
 ``Delivery`` batches, and get our exceptions back (``BrokerError``,
@@ -14,7 +18,6 @@ from collections.abc import Mapping
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from yarl import URL
 
 from worker.adapters.broker.consumer import (
     BatchConsumer,
@@ -22,6 +25,7 @@ from worker.adapters.broker.consumer import (
     body_message_id,
     queue_label,
 )
+from worker.adapters.broker.failover import FailoverConnection
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
     AUTHENTICATION_FAILED,
@@ -44,6 +48,7 @@ from worker.adapters.broker.topology import (
     declare_topology,
     queue_state,
 )
+from worker.adapters.broker.urls import safe_amqp_url
 from worker.converter import encode_message
 from worker.domain.errors import TransientError
 from worker.domain.messages import InboundMessage, OutboundMessage
@@ -72,12 +77,6 @@ CONTENT_TYPE = "application/json"
 log = structlog.get_logger(__name__)
 
 
-def safe_amqp_url(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
-
-
 class Broker:
     """A process's RabbitMQ: connect once (``connect``), declare the topology (the
     worker's, or with ``consumer="bridge"`` the bridge's), publish with confirms, run one
@@ -97,6 +96,8 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._consumers: list[BatchConsumer] = []
+        self._declared = self._topology
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def topology(self) -> Topology:
@@ -125,20 +126,22 @@ class Broker:
             return
         connection = await self._connect()
         try:
-            channel = await self._declared_channel(connection)
-            self._exchange = await channel.get_exchange(self._topology.exchange)
+            self._declared = await self._declare(connection)
+            channel = await connection.channel(publisher_confirms=True)
+            self._exchange = await channel.get_exchange(self._topology.exchange, ensure=False)
         except BaseException:
             await connection.close()
             raise
+        connection.reconnect_callbacks.add(self._on_reconnected)
         self._connection, self._channel = connection, channel
 
-    async def _declared_channel(self, connection: AbstractRobustConnection) -> AbstractChannel:
-        """A publisher channel on which the topology is declared. An exchange an older
-        version created keeps working without its alternate exchange, with a warning: its
+    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+        """Declare the topology; returns what was declared. An exchange an older version
+        created keeps working without its alternate exchange, with a warning: its
         arguments cannot change while it exists."""
-        channel = await connection.channel(publisher_confirms=True)
         try:
-            await declare_topology(channel, self._topology)
+            await _declare_on_own_channel(connection, self._topology)
+            return self._topology
         except AlternateExchangeMissingError as exc:
             log.warning(
                 "unroutable messages are dropped: the exchange predates its alternate exchange;"
@@ -146,38 +149,82 @@ class Broker:
                 exchange=self._topology.exchange,
                 error=str(exc),
             )
-            channel = await connection.channel(publisher_confirms=True)
-            await declare_topology(channel, self._topology.without_alternate())
-        return channel
+        plain = self._topology.without_alternate()
+        await _declare_on_own_channel(connection, plain)
+        return plain
+
+    def _on_reconnected(self, connection: AbstractRobustConnection | None, /) -> None:
+        """After a reconnection (maybe to another node of a cluster), once the channels
+        and consumers are back: declare the topology again, in the background."""
+        if connection is None:
+            return
+        task = asyncio.create_task(self._redeclare_quietly(connection), name="redeclare")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _redeclare_quietly(self, connection: AbstractRobustConnection) -> None:
+        try:
+            await _declare_on_own_channel(connection, self._declared)
+        except (BrokerError, aio_pika.exceptions.AMQPError, *UNREACHABLE) as exc:
+            log.warning(
+                "topology not declared again after reconnecting (a node of the cluster may be"
+                " down); the declared topology stays in use",
+                exchange=self._topology.exchange,
+                error=str(exc) or type(exc).__name__,
+            )
 
     async def _connect(self) -> AbstractRobustConnection:
-        url = self._settings.url
+        """The first connection: every URL in turn, then back off and start over, for
+        ``connect_attempts`` rounds. The connection made then walks the list by itself
+        after a loss (``FailoverConnection``)."""
+        urls = self._settings.urls
         delay = self._settings.reconnect_delay.total_seconds()
         for attempt in range(1, self._settings.connect_attempts + 1):
-            try:
-                return await aio_pika.connect_robust(
-                    url,
-                    reconnect_interval=self._settings.reconnect_delay.total_seconds(),
-                    client_properties={"connection_name": f"imageledger {self._topology.exchange}"},
-                )
-            except AUTHENTICATION_FAILED as exc:
-                raise BrokerError(f"RabbitMQ at {safe_amqp_url(url)} refused login: {exc}") from exc
-            except UNREACHABLE as exc:
-                if attempt == self._settings.connect_attempts:
-                    raise BrokerUnavailableError(
-                        f"RabbitMQ at {safe_amqp_url(url)} unreachable after {attempt} "
-                        f"attempts: {exc}"
+            errors: list[str] = []
+            last: BaseException | None = None
+            for index, url in enumerate(urls):
+                try:
+                    return await self._open(urls, index)
+                except AUTHENTICATION_FAILED as exc:
+                    raise BrokerError(
+                        f"RabbitMQ at {safe_amqp_url(url)} refused login: {exc}"
                     ) from exc
-                log.warning(
-                    "broker unreachable; retrying",
-                    url=safe_amqp_url(url),
-                    attempt=attempt,
-                    delay=delay,
-                    error=str(exc),
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.max_reconnect_delay.total_seconds())
-        raise BrokerUnavailableError(f"RabbitMQ at {safe_amqp_url(url)}: no connection attempts")
+                except UNREACHABLE as exc:
+                    last, error = exc, str(exc) or type(exc).__name__
+                    errors.append(error if len(urls) == 1 else f"{safe_amqp_url(url)}: {error}")
+            where = safe_amqp_url(self._settings.url)
+            if attempt == self._settings.connect_attempts:
+                raise BrokerUnavailableError(
+                    f"RabbitMQ at {where} unreachable after {attempt} attempts: "
+                    + "; ".join(errors)
+                ) from last
+            log.warning(
+                "broker unreachable; retrying",
+                url=where,
+                attempt=attempt,
+                delay=delay,
+                error="; ".join(errors),
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.max_reconnect_delay.total_seconds())
+        raise BrokerUnavailableError(
+            f"RabbitMQ at {safe_amqp_url(self._settings.url)}: no connection attempts"
+        )
+
+    async def _open(self, urls: tuple[str, ...], index: int) -> AbstractRobustConnection:
+        """A robust connection through ``urls[index]``, or the attempt's error."""
+        connection = FailoverConnection(
+            urls,
+            index,
+            reconnect_interval=self._settings.reconnect_delay.total_seconds(),
+            client_properties={"connection_name": f"imageledger {self._topology.exchange}"},
+        )
+        try:
+            await connection.connect(timeout=self._settings.connect_timeout.total_seconds())
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
     async def publish(
         self,
@@ -261,7 +308,28 @@ class Broker:
     async def close(self) -> None:
         """Stop consuming, then close the connection."""
         await self.stop_consuming()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = self._exchange = None
         log.info("broker connection closed", url=safe_amqp_url(self._settings.url))
+
+
+async def _declare_on_own_channel(connection: AbstractRobustConnection, topology: Topology) -> None:
+    """Declare ``topology`` on a plain channel of its own, closed afterwards.
+
+    Not on a robust channel that stays open: that one would declare everything again by
+    itself at each reconnection, before its consumers come back, and a classic queue whose
+    node is down (the outbound discard queue of a cluster) would then stop the reconnection
+    to a surviving node. The broker's own reconnection callback declares it again instead,
+    and a failure there is only a warning.
+    """
+    channel = aio_pika.Channel(connection, publisher_confirms=False)
+    await channel.initialize()
+    try:
+        await declare_topology(channel, topology)
+    finally:
+        if not channel.is_closed:
+            await channel.close()

@@ -30,22 +30,21 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from worker.adapters.broker.connection import safe_amqp_url
 from worker.adapters.broker.consumer import body_message_id
+from worker.adapters.broker.failover import connect_first
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
-    AUTHENTICATION_FAILED,
     CONNECTION_LOST,
     DEAD_AT_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
-    UNREACHABLE,
     BrokerError,
     BrokerUnavailableError,
     Topology,
     build_topology,
 )
+from worker.adapters.broker.urls import safe_amqp_url
 from worker.domain.dead_letters import DeadLetter, ReplayReport
 
 __all__ = ["DeadLetter", "DeadLetterQueue", "ReplayReport"]
@@ -184,18 +183,11 @@ class DeadLetterQueue:
         await self.close()
 
     async def open(self) -> None:
-        """Connect once (no retries: an operator is waiting) and check the queue exists."""
-        where = safe_amqp_url(self._url)
-        try:
-            self._connection = await aio_pika.connect(
-                self._url,
-                timeout=10,
-                client_properties={"connection_name": f"imageledger dead-letters {self.name}"},
-            )
-        except AUTHENTICATION_FAILED as exc:
-            raise BrokerError(f"RabbitMQ at {where} refused login: {exc}") from exc
-        except (*UNREACHABLE, TimeoutError) as exc:
-            raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}") from exc
+        """Connect once (no retries: an operator is waiting; of a cluster's URLs, the first
+        node that answers) and check the queue exists."""
+        self._connection = await connect_first(
+            self._url, f"imageledger dead-letters {self.name}", within=10
+        )
         try:
             with _translated(self._url):
                 self._channel = await self._connection.channel(

@@ -12,6 +12,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from attrs import evolve, field, frozen
 
+from worker.adapters.broker.urls import split_amqp_urls
 from worker.domain.errors import ImageLedgerError, TransientError
 from worker.domain.messages import (
     OUTBOUND_MESSAGES,
@@ -92,7 +93,8 @@ class BrokerUnavailableError(BrokerError, TransientError):
 
 
 def amqp_url(url: str | None = None) -> str:
-    """The URL given, else ``IMAGELEDGER_AMQP_URL``, else the local default."""
+    """The URL given, else ``IMAGELEDGER_AMQP_URL``, else the local default (each may be
+    several comma-separated URLs: the nodes of a cluster)."""
     return url or os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
 
 
@@ -101,6 +103,7 @@ class BrokerSettings:
     """Connection, topology names, batching and retry knobs (defaults for production)."""
 
     url: str = DEFAULT_AMQP_URL
+    """One AMQP URL, or the comma-separated URLs of a cluster's nodes (``urls``)."""
     prefix: str = "imageledger"
     """Exchange ``<prefix>``; queues ``<prefix>.refresh`` and so on (unique per test)."""
     prefetch: int = 1000
@@ -121,7 +124,21 @@ class BrokerSettings:
     reconnect_delay: timedelta = timedelta(seconds=1)
     max_reconnect_delay: timedelta = timedelta(seconds=30)
     connect_attempts: int = 10
-    """Attempts of the first connection (back-off doubling); later losses reconnect forever."""
+    """Rounds of first connection attempts, each trying every URL in turn (back-off
+    doubling between rounds); later losses reconnect forever, through the next URL."""
+    connect_timeout: timedelta = timedelta(seconds=10)
+    """How long one connection attempt may take before the next URL is tried."""
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The URLs of ``url``, in order (one, for a single broker).
+
+        Raises
+        ------
+        AmqpUrlError
+            ``url`` names no URL.
+        """
+        return split_amqp_urls(self.url)
 
 
 @frozen
