@@ -19,11 +19,21 @@ A service's secrets are *its own* when all of these hold:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_FOLDERS", "FILE_VARIABLES", "bind_sources", "secret_problems", "secret_targets"]
+__all__ = [
+    "CONFIG_FOLDERS",
+    "FILE_VARIABLES",
+    "bind_sources",
+    "provisioned_reads",
+    "secret_problems",
+    "secret_targets",
+]
 
 SECRETS_DIR = "/run/secrets/"
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""Where compose.yaml's relative bind-mount sources start."""
 CONFIG_FOLDERS = {"rabbitmq": ("/etc/rabbitmq/conf.d/",)}
 """Image name (without tag) → folders whose every file the image's program reads."""
 FILE_VARIABLES = {"KUBECONFIG"}
@@ -76,6 +86,7 @@ def _reading_problems(name: str, service: dict[str, Any]) -> list[str]:
     problems = []
     targets = secret_targets(service)
     read_paths = {v for k, v in _environment(service).items() if _names_a_file(k)}
+    read_paths |= provisioned_reads(service)
     folders = CONFIG_FOLDERS.get(_image_name(service), ())
     for secret, target in targets.items():
         in_config = target.startswith(folders) if folders else False
@@ -85,6 +96,22 @@ def _reading_problems(name: str, service: dict[str, Any]) -> list[str]:
         if path.startswith(SECRETS_DIR) and path not in targets.values():
             problems.append(f"{name}: reads {path}, which is not one of its secrets")
     return problems
+
+
+_FILE_EXPANSION = re.compile(r"\$__file\{([^}]+)\}")
+
+
+def provisioned_reads(service: dict[str, Any]) -> set[str]:
+    """Files a service's bind-mounted configuration names as Grafana's ``$__file{path}``
+    (the provisioning reads them): the mounted repository files, folders searched."""
+    found: set[str] = set()
+    for source in bind_sources(service):
+        path = REPOSITORY / source
+        files = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
+        for file in files:
+            if file.is_file() and file.suffix in (".yaml", ".yml"):
+                found.update(_FILE_EXPANSION.findall(file.read_text()))
+    return found
 
 
 def secret_problems(compose: dict[str, Any]) -> list[str]:

@@ -21,7 +21,12 @@ import yaml
 from compose_spec import PyCompose
 from packaging.utils import canonicalize_name
 
-from tests.support.compose_checks import bind_sources, secret_problems, secret_targets
+from tests.support.compose_checks import (
+    bind_sources,
+    provisioned_reads,
+    secret_problems,
+    secret_targets,
+)
 from tests.support.constraints import pyproject, runtime_closure
 from tests.support.manifests import ROOT
 from worker import factory
@@ -33,7 +38,7 @@ from worker.logs import LOG_LEVEL_ENV
 TEXT = (ROOT / "compose.yaml").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load(TEXT)
 SERVICES: dict[str, Any] = COMPOSE["services"]
-ONE_SHOTS = {"seed", "migrate", "refresh"}
+ONE_SHOTS = {"seed", "migrate", "refresh", "reader-login"}
 
 
 def known_environment() -> set[str]:
@@ -67,7 +72,7 @@ def test_the_parser_would_catch_mistakes() -> None:
 def test_services_health_checks_and_restarts() -> None:
     assert set(SERVICES) == {
         "postgres", "rabbitmq", "registry", "seed", "migrate", "worker", "refresh", "cluster",
-        "bridge",
+        "bridge", "reader-login", "prometheus", "grafana",
     }  # fmt: skip
     for name, service in SERVICES.items():
         if name in ONE_SHOTS:
@@ -94,6 +99,8 @@ def test_dependencies_wait_for_the_right_conditions() -> None:
     assert set(SERVICES["refresh"]["depends_on"]) == {"worker"}
     assert set(SERVICES["bridge"]["depends_on"]) == {"rabbitmq", "cluster"}
     assert "depends_on" not in SERVICES["cluster"]
+    assert set(SERVICES["reader-login"]["depends_on"]) == {"migrate"}
+    assert set(SERVICES["grafana"]["depends_on"]) == {"reader-login", "prometheus"}
 
 
 def test_commands_exist() -> None:
@@ -253,6 +260,8 @@ def test_every_services_secrets_are_its_own() -> None:
         "refresh": {"amqp_url"},
         "cluster": {"kubeconfig"},
         "bridge": {"amqp_url", "kubeconfig"},
+        "reader-login": {"postgres_password", "reader_password"},
+        "grafana": {"reader_password"},
     }
 
 
@@ -302,6 +311,16 @@ def test_make_secrets_writes_every_secret_consistently(tmp_path: Path) -> None:
     subprocess.run([str(script), str(folder)], check=True, capture_output=True, timeout=30)
     assert (folder / "amqp_url").read_text() == read["amqp_url"]  # same password kept
     assert (folder / "database_url").read_text() == read["database_url"]
+
+
+def test_grafana_reads_the_reader_password_its_provisioning_names() -> None:
+    grafana = SERVICES["grafana"]
+    assert provisioned_reads(grafana) == {"/run/secrets/reader_password"}
+    without = copy.deepcopy(COMPOSE)
+    without["services"]["grafana"]["secrets"] = []
+    assert secret_problems(without) == [
+        "grafana: reads /run/secrets/reader_password, which is not one of its secrets"
+    ]
 
 
 def test_no_secrets_in_the_file() -> None:
