@@ -64,7 +64,8 @@ KEY = "prepull.pod_completed"
 _COMPLETIONS = (
     "SELECT count(*) FROM ledger.events WHERE type IN ('prepull.succeeded', 'prepull.failed')"
 )
-T0 = datetime(2077, 11, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+"""An hour ago: message times may not be ahead of the worker's clock (queue.maxClockSkew)."""
 
 
 def _url(base: str, database: str, driver: str = "postgresql") -> str:

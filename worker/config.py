@@ -159,6 +159,9 @@ class QueueConfig:
     max_retry_delay: timedelta = field(default=timedelta(minutes=5), validator=_positive)
     delivery_limit: int = field(default=20, validator=validators.ge(1))
     """Broker-side cap on redeliveries after consumer crashes; then the broker dead-letters."""
+    max_clock_skew: timedelta = field(default=timedelta(minutes=5), validator=_positive)
+    """How far ahead of the worker's clock a message's time may be; a later one is
+    dead-lettered on arrival."""
 
 
 @frozen

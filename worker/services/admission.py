@@ -1,0 +1,27 @@
+"""What a decoded message must meet before it is handled, beyond its own shape: a time
+that is not ahead of the worker's clock by more than the configured skew."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from worker.domain.errors import MessageRejected
+from worker.domain.messages import Delivery, InvalidFieldError, check_clock
+
+__all__ = ["clock_admission"]
+
+
+def clock_admission(
+    max_skew: timedelta, clock: Callable[[], datetime]
+) -> Callable[[Delivery], None]:
+    """A check for each delivery on arrival: MessageRejected (dead-lettered at once, with
+    the field path) when its time is more than ``max_skew`` ahead of ``clock()``."""
+
+    def admit(delivery: Delivery) -> None:
+        try:
+            check_clock(delivery.message, clock(), max_skew)
+        except InvalidFieldError as exc:
+            raise MessageRejected(f"{exc.problem} @ $.{exc.field}") from exc
+
+    return admit
