@@ -14,6 +14,9 @@ from worker.converter import decode_message, decode_outbound_message, encode_mes
 from worker.domain.errors import MessageRejected
 from worker.domain.messages import (
     MAX_MESSAGE_BYTES,
+    MESSAGE_ID_REUSED,
+    Arrivals,
+    Delivery,
     ImagesChangedMessage,
     InboundMessage,
     InvalidFieldError,
@@ -25,6 +28,7 @@ from worker.domain.messages import (
     RefreshRequested,
     TaggedImage,
     check_clock,
+    sort_arrivals,
 )
 from worker.domain.nodes import KubeletImage, Taint
 from worker.domain.references import DockerReference
@@ -360,3 +364,24 @@ def test_inbound_round_trip(message: InboundMessage) -> None:
 @given(outbound_messages)
 def test_outbound_round_trip(message: OutboundMessage) -> None:
     assert decode_outbound_message(message.ROUTING_KEY, encode_message(message)) == message
+
+
+# --------------------------------------------------------------------------- one id, one effect
+
+
+def _delivery(message_id: str, body: str | None) -> Delivery:
+    return Delivery(RefreshRequested(), message_id, "refresh.request", body_sha256=body)
+
+
+def test_arrivals_sort_fresh_repeated_and_reused_ids() -> None:
+    batch = [
+        _delivery("a", "1"),  # folded before with this body
+        _delivery("b", "2"),  # folded before with another body
+        _delivery("c", "3"),  # new
+        _delivery("c", "3"),  # the same again, in this batch
+        _delivery("c", "4"),  # another body under the batch's own new id
+        _delivery("d", None),  # no body hash known: always folded
+    ]
+    arrivals = sort_arrivals(batch, {"a": "1", "b": "9"})
+    assert arrivals == Arrivals(fresh=(2, 5), repeated=(0, 3), reused=(1, 4))
+    assert MESSAGE_ID_REUSED == "message id reused with a different body"

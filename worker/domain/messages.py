@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeAlias
 
@@ -28,7 +28,9 @@ from worker.domain.references import DockerReference
 __all__ = [
     "INBOUND_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MESSAGE_ID_REUSED",
     "OUTBOUND_MESSAGES",
+    "Arrivals",
     "DeliveriesRejected",
     "Delivery",
     "ImagesChangedMessage",
@@ -44,6 +46,7 @@ __all__ = [
     "RefreshRequested",
     "TaggedImage",
     "check_clock",
+    "sort_arrivals",
 ]
 
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -237,6 +240,43 @@ class DeliveriesRejected(InvalidInputError):
     def __init__(self, reasons: Mapping[int, str]) -> None:
         super().__init__("; ".join(f"delivery {i}: {r}" for i, r in sorted(reasons.items())))
         self.reasons = dict(reasons)
+
+
+MESSAGE_ID_REUSED = "message id reused with a different body"
+"""Why a delivery is dead-lettered whose id names another body than the one folded."""
+
+
+@frozen
+class Arrivals:
+    """A batch's deliveries sorted against the message ids already folded: ``fresh`` to
+    fold (and record), ``repeated`` already folded with the same body (nothing to do),
+    ``reused`` carrying another body under a known id (indices into the batch)."""
+
+    fresh: tuple[int, ...]
+    repeated: tuple[int, ...]
+    reused: tuple[int, ...]
+
+
+def sort_arrivals(deliveries: Sequence[Delivery], recorded: Mapping[str, str]) -> Arrivals:
+    """One message id, one effect: sort ``deliveries`` against ``recorded`` (message id ->
+    body hash of what was folded), the batch's earlier deliveries included. A delivery
+    without a body hash is always fresh."""
+    known = dict(recorded)
+    fresh: list[int] = []
+    repeated: list[int] = []
+    reused: list[int] = []
+    for i, delivery in enumerate(deliveries):
+        body = delivery.body_sha256
+        seen = known.get(delivery.message_id)
+        if body is None or seen is None:
+            fresh.append(i)
+            if body is not None:
+                known[delivery.message_id] = body
+        elif seen == body:
+            repeated.append(i)
+        else:
+            reused.append(i)
+    return Arrivals(tuple(fresh), tuple(repeated), tuple(reused))
 
 
 # --------------------------------------------------------------------------- outbound

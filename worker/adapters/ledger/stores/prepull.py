@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.derived import images_states, log_head
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.messages import record_messages, recorded_bodies
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_rows
 from worker.adapters.ledger.rows import CODECS
@@ -25,7 +26,7 @@ from worker.domain.changes import ImagesState, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
 from worker.domain.ledger import NodeRow
-from worker.domain.messages import Outgoing
+from worker.domain.messages import Delivery, Outgoing
 from worker.domain.node_observation import KnownNode
 from worker.domain.prepull import (
     Fact,
@@ -172,6 +173,15 @@ class WorkUnit:
         async with translate_errors("count appended events"):
             rows = await self._tx.driver.fetch(_TYPES, list(result.positions))
         return {r[0]: int(r[1]) for r in rows}
+
+    async def recorded_bodies(self, message_ids: Iterable[str]) -> dict[str, str]:
+        """Message id -> body hash, for the ids already folded."""
+        return await recorded_bodies(self._tx.driver, message_ids)
+
+    async def record_messages(self, deliveries: Sequence[Delivery]) -> None:
+        """Record these deliveries' ids and body hashes in this transaction."""
+        rows = [(d.message_id, d.body_sha256 or "", d.routing_key) for d in deliveries]
+        await record_messages(self._tx.driver, rows)
 
     async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
         """Store outbound messages in this transaction; a known id adds nothing."""
