@@ -1,4 +1,5 @@
-"""The worker's HTTP side (aiohttp): ``/healthz``, ``/metrics`` and the spawner API."""
+"""The worker's HTTP side (aiohttp): the probes (``/livez``, ``/readyz`` and ``/healthz``),
+``/metrics`` and the spawner API."""
 
 from __future__ import annotations
 
@@ -48,13 +49,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _failed(request, exc)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers and the broker connection is up, else 503."""
+async def livez(_: web.Request) -> web.Response:
+    """Liveness: 200 whenever the process and its event loop answer. It never asks the
+    database or the broker: a worker waits out their outages, it is not restarted for them."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when the database answers, the broker connection is up and the schema
+    is at the newest migration, else 503 (also served as ``/healthz``)."""
     health = await request.app[_RUNTIME].health()
     body = {
         "status": "ok" if health.healthy else "unavailable",
         "database": "ok" if health.database else "unreachable",
         "broker": "ok" if health.broker else "unreachable",
+        "migrations": "ok"
+        if health.migrations
+        else ("not at head" if health.database else "unknown"),
     }
     return web.json_response(body, status=200 if health.healthy else 503)
 
@@ -105,7 +116,9 @@ def create_app(runtime: Runtime) -> web.Application:
     """The aiohttp application of one worker."""
     app = web.Application(middlewares=[errors])
     app[_RUNTIME] = runtime
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", readyz)  # readiness, for compatibility
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/spawner/v1/images", spawner_images)
     app.router.add_get("/spawner/v1/prepulls", spawner_prepulls)

@@ -182,15 +182,17 @@ async def application(config: Config, url: str | None = None) -> AsyncIterator[A
 
 @frozen
 class Health:
-    """Whether the database answers and the broker connection is up."""
+    """Readiness: whether the database answers, the broker connection is up and the schema
+    is at the newest migration."""
 
     database: bool
     broker: bool
+    migrations: bool = True
 
     @property
     def healthy(self) -> bool:
-        """Both are."""
-        return self.database and self.broker
+        """All three are."""
+        return self.database and self.broker and self.migrations
 
 
 @frozen
@@ -205,8 +207,10 @@ class Runtime:
     metrics: WorkerMetrics
 
     async def health(self) -> Health:
-        """The database (one query) and the broker connection, now."""
-        return Health(await self.status.reachable(), self.broker.connected)
+        """The database (one query), the broker connection and the schema revision, now."""
+        database = await self.status.reachable()
+        migrations = database and await self.status.schema_at_head()
+        return Health(database, self.broker.connected, migrations)
 
     async def scrape(self) -> bytes:
         """The metrics in Prometheus' text format, the gauges read from the database now

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.database import LedgerError, translate_errors
 from worker.adapters.ledger.derived import images_states, log_head
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.messages import record_messages, recorded_bodies
+from worker.adapters.ledger.migrate import current_revision, revisions
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_rows
 from worker.adapters.ledger.rows import CODECS
@@ -211,10 +212,21 @@ class WorkStore:
 
 
 class LedgerStatus:
-    """Cheap reads for ``/healthz``, ``/metrics`` and the refresh schedule."""
+    """Cheap reads for ``/readyz``, ``/metrics`` and the refresh schedule."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._head: str | None = None
+
+    async def schema_at_head(self) -> bool:
+        """Whether the database's schema is at the newest migration this worker knows (read
+        from the migration scripts once); False when either cannot be read."""
+        try:
+            if self._head is None:
+                self._head = revisions()[-1]
+            return await current_revision(self._engine) == self._head
+        except LedgerError:
+            return False
 
     async def reachable(self) -> bool:
         """Whether the database answers a trivial query."""
