@@ -17,6 +17,7 @@ from worker.domain.errors import InvalidInputError
 from worker.domain.images import Repository
 from worker.domain.nodes import Toleration
 from worker.domain.policy import DropdownPolicy, PrepullPolicy
+from worker.domain.references import registry_problem, repository_problem
 from worker.domain.refresh import RemovalLimit
 
 __all__ = [
@@ -36,12 +37,24 @@ class ConfigError(InvalidInputError, ValueError):
     """A configuration file that cannot be read or does not validate."""
 
 
+def _repository(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    problem = repository_problem(value)
+    if problem is not None:
+        raise ValueError(f"{attribute.name}: {problem}")
+
+
+def _registry(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    problem = registry_problem(value)
+    if problem is not None:
+        raise ValueError(f"{attribute.name}: {problem}")
+
+
 @frozen
 class DockerSource:
     """A Docker / OCI registry reached with the registry HTTP API v2."""
 
-    repository: str
-    registry: str = "docker.io"
+    repository: str = field(validator=_repository)
+    registry: str = field(default="docker.io", validator=_registry)
     type: Literal["docker"] = "docker"
     insecure: bool = False
     """Plain http (for a local or test registry); the reference always uses https."""
@@ -63,6 +76,13 @@ class GoogleSource:
     repository: str
     image: str
     type: Literal["google"] = "google"
+
+    def __attrs_post_init__(self) -> None:
+        problem = registry_problem(self.registry)
+        if problem is None:
+            problem = repository_problem(self.location_path.repository)
+        if problem is not None:
+            raise ValueError(f"location, projectId, repository and image: {problem}")
 
     @property
     def registry(self) -> str:

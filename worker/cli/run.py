@@ -44,7 +44,13 @@ async def _serve(
 @amqp_url_option
 @prefix_option
 @click.option("--host", envvar="IMAGELEDGER_HOST", default="0.0.0.0", show_default=True)
-@click.option("--port", envvar="IMAGELEDGER_PORT", type=int, default=8080, show_default=True)
+@click.option(
+    "--port",
+    envvar="IMAGELEDGER_PORT",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+)
 @click.option("--no-schedule", is_flag=True, help="Do not schedule refreshes (messages only).")
 def run_command(
     config_path: Path | None,
