@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DockerSource",
     "GoogleSource",
+    "HttpConfig",
     "ImagesConfig",
     "LabConfig",
     "PrepullConfig",
@@ -185,6 +186,16 @@ class QueueConfig:
 
 
 @frozen
+class HttpConfig:
+    """Our own ``http:`` section: what the HTTP API may spend of the registry."""
+
+    resolve_cache_ttl: timedelta = field(default=timedelta(seconds=30), validator=_positive)
+    """How long a fresh HEAD's answer stands for the same tag."""
+    resolve_heads_per_minute: int = field(default=60, validator=validators.ge(1))
+    """Fresh HEADs for resolving per minute at most (a burst of as many); then 429."""
+
+
+@frozen
 class Config:
     """The whole configuration."""
 
@@ -193,3 +204,4 @@ class Config:
     lab: LabConfig = LabConfig()
     prepull: PrepullConfig = PrepullConfig()
     queue: QueueConfig = QueueConfig()
+    http: HttpConfig = HttpConfig()

@@ -138,9 +138,20 @@ def test_a_missing_database_is_one_line(
     ],
 )  # fmt: skip
 def test_a_bad_option_value_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
-    code, out, err = imageledger(*args, env={"IMAGELEDGER_PORT": ""})
+    code, out, err = imageledger(*args)
     assert (code, out) == (BAD_INPUT, "")
     assert one_error_line(err) == message
+
+
+def test_a_blank_http_token_is_bad_input_not_an_open_api(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml")
+    code, out, err = imageledger(
+        "run", "--config", config, "--port", "0", env={"IMAGELEDGER_HTTP_TOKEN": "  "}
+    )
+    assert (code, out) == (BAD_INPUT, "")
+    assert one_error_line(err) == (
+        "IMAGELEDGER_HTTP_TOKEN is set but blank; unset it to serve without a token"
+    )
 
 
 def test_a_refresh_that_cannot_list_the_registry_exits_4(database_url: str, tmp_path: Path) -> None:

@@ -199,6 +199,26 @@ def test_max_clock_skew() -> None:
         parse_config({"images": {"source": SOURCE}, "queue": {"maxClockSkew": 0}})
 
 
+def test_http_section() -> None:
+    default = parse_config({"images": {"source": SOURCE}}).http
+    assert (default.resolve_cache_ttl, default.resolve_heads_per_minute) == (
+        timedelta(seconds=30),
+        60,
+    )
+    config = parse_config(
+        {"images": {"source": SOURCE},
+         "http": {"resolveCacheTtl": "2m", "resolveHeadsPerMinute": 5}}
+    )  # fmt: skip
+    assert (config.http.resolve_cache_ttl, config.http.resolve_heads_per_minute) == (
+        timedelta(minutes=2),
+        5,
+    )
+    with pytest.raises(ConfigError, match=r"resolve_heads_per_minute.*must be >= 1"):
+        parse_config({"images": {"source": SOURCE}, "http": {"resolveHeadsPerMinute": 0}})
+    with pytest.raises(ConfigError, match=r"extra fields found \(token\) @ \$\.http"):
+        parse_config({"images": {"source": SOURCE}, "http": {"token": "x"}})
+
+
 def test_bad_queue_section_is_named() -> None:
     with pytest.raises(ConfigError, match=r"extra fields found \(batch\) @ \$\.queue"):
         parse_config({"images": {"source": SOURCE}, "queue": {"batch": 5}})

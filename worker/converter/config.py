@@ -12,6 +12,7 @@ from worker.config import (
     Config,
     DockerSource,
     GoogleSource,
+    HttpConfig,
     ImagesConfig,
     LabConfig,
     PrepullConfig,
@@ -27,7 +28,7 @@ __all__ = ["CONFIG_CLASSES", "register_config"]
 
 CONFIG_CLASSES = (
     DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
-    LabConfig, PrepullConfig, QueueConfig, Config,
+    LabConfig, PrepullConfig, QueueConfig, HttpConfig, Config,
 )  # fmt: skip
 """The classes read and written with camelCase keys."""
 

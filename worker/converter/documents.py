@@ -23,7 +23,7 @@ __all__ = [
     "yaml_problem",
 ]
 
-_READ_KEYS = ("images", "dropdownMenu", "lab", "prepull", "queue")
+_READ_KEYS = ("images", "dropdownMenu", "lab", "prepull", "queue", "http")
 """The top-level keys of a configuration that are ours (or the reference's we read)."""
 _LAB_KEYS = ("nodeSelector", "tolerations")
 

@@ -29,6 +29,7 @@ __all__ = [
     "KubeWatchExpiredError",
     "MessageRejected",
     "RegistryUnavailableError",
+    "ResolveRateLimitedError",
     "SourceUnavailableError",
     "TransientError",
     "UnknownError",
@@ -123,6 +124,18 @@ class RegistryUnavailableError(ImageLedgerError):
     http_status = 502
     error_code = "registry_error"
     exit_code = EXIT_REGISTRY
+
+
+class ResolveRateLimitedError(ImageLedgerError):
+    """Resolving needs a fresh registry HEAD, but the worker's budget of HEADs per minute is
+    spent (HTTP 429); ``retry_after`` is the number of seconds until one is free."""
+
+    http_status = 429
+    error_code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SourceUnavailableError(RegistryUnavailableError):

@@ -38,6 +38,7 @@ from worker.adapters.registry import (
 )
 from worker.config import Config, ConfigError, DockerSource
 from worker.converter import load_config
+from worker.services.fresh_digests import FreshDigests
 from worker.services.refresh import RefreshReport, refresh
 from worker.services.resolve import ImageResolver
 from worker.services.spawner import SpawnerViews
@@ -46,6 +47,7 @@ __all__ = [
     "CONFIG_ENV",
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "HTTP_TOKEN_ENV",
     "METRICS_CONTENT_TYPE",
     "PASSWORD_ENV",
     "USERNAME_ENV",
@@ -56,12 +58,14 @@ __all__ = [
     "broker_settings",
     "config_path",
     "database",
+    "http_token",
     "load",
     "runtime",
     "utcnow",
 ]
 
 CONFIG_ENV = "IMAGELEDGER_CONFIG"
+HTTP_TOKEN_ENV = "IMAGELEDGER_HTTP_TOKEN"
 USERNAME_ENV = "IMAGELEDGER_REGISTRY_USERNAME"
 PASSWORD_ENV = "IMAGELEDGER_REGISTRY_PASSWORD"
 METRICS_CONTENT_TYPE = CONTENT_TYPE
@@ -89,6 +93,17 @@ def load(path: Path | None) -> Config:
     """Load the configuration named by the option or the environment (ConfigError if it
     cannot be read or does not validate)."""
     return load_config(config_path(path))
+
+
+def http_token() -> str | None:
+    """The bearer token the spawner API requires (``IMAGELEDGER_HTTP_TOKEN``), or None when
+    it is open; set but blank is a ConfigError, not an open API."""
+    token = os.environ.get(HTTP_TOKEN_ENV)
+    if token is None:
+        return None
+    if not token.strip():
+        raise ConfigError(f"{HTTP_TOKEN_ENV} is set but blank; unset it to serve without a token")
+    return token.strip()
 
 
 def broker_settings(config: Config, url: str | None, prefix: str) -> BrokerSettings:
@@ -143,7 +158,8 @@ class Application:
     views: SpawnerViews
     """The spawner's domain view of the ledger, cached per log position."""
     resolver: ImageResolver
-    """Tags, references and image classes to images (fresh HEADs through ``registry``)."""
+    """Tags, references and image classes to images (the ledger's digests; HEADs through
+    ``registry`` for tags it never resolved, coalesced, cached and budgeted)."""
 
     async def refresh_now(
         self,
@@ -176,7 +192,12 @@ async def application(config: Config, url: str | None = None) -> AsyncIterator[A
         )
         views = SpawnerViews(SpawnerStore(engine), config)
         repository = config.images.repository
-        resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))
+        heads = FreshDigests(
+            lambda: RegistryTagSource(client, repository),
+            ttl=config.http.resolve_cache_ttl,
+            per_minute=config.http.resolve_heads_per_minute,
+        )
+        resolver = ImageResolver(views, heads)
         yield Application(config, engine, session, client, EventLog(engine), views, resolver)
 
 
