@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from worker.converter import decode_message, decode_outbound_message, encode_message
 from worker.domain.errors import MessageRejected
+from worker.domain.message_rules import check_clock
 from worker.domain.messages import (
     MAX_MESSAGE_BYTES,
     MESSAGE_ID_REUSED,
@@ -27,7 +28,6 @@ from worker.domain.messages import (
     PrepullRequestedMessage,
     RefreshRequested,
     TaggedImage,
-    check_clock,
     sort_arrivals,
 )
 from worker.domain.nodes import KubeletImage, Taint

@@ -12,6 +12,7 @@ from worker.converter.core import converter
 from worker.converter.strict import describe_error
 from worker.domain.errors import MessageRejected
 from worker.domain.field_rules import string_problem
+from worker.domain.message_rules import check_inbound
 from worker.domain.messages import (
     INBOUND_MESSAGES,
     MAX_MESSAGE_BYTES,
@@ -109,6 +110,10 @@ def decode_message(routing_key: str, body: bytes) -> InboundMessage:
     and labels that Kubernetes would refuse, sizes outside bigint, overlong reasons.
     """
     message: InboundMessage = _decode(INBOUND_MESSAGES, routing_key, body)
+    try:
+        check_inbound(message)
+    except InvalidFieldError as exc:
+        raise MessageRejected(f"{exc.problem} @ $.{exc.field}") from exc
     return message
 
 

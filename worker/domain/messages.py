@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
 
 from attrs import Attribute, field, frozen
 
 from worker.domain.errors import InvalidInputError
-from worker.domain.field_rules import (
-    MAX_IMAGE_NAME,
-    MAX_REASON,
-    digest_problem,
-    dns_subdomain_problem,
-    label_key_problem,
-    label_value_problem,
-    shown,
-    size_problem,
-    taint_effect_problem,
-    text_problem,
-    time_problem,
-)
 from worker.domain.nodes import KubeletImage, Taint
 from worker.domain.references import DockerReference
 
@@ -45,7 +32,6 @@ __all__ = [
     "PrepullRequestedMessage",
     "RefreshRequested",
     "TaggedImage",
-    "check_clock",
     "sort_arrivals",
 ]
 
@@ -62,71 +48,14 @@ class InvalidFieldError(InvalidInputError, ValueError):
         self.problem = problem
 
 
-def _fail(path: str, problem: str | None) -> None:
-    if problem is not None:
-        raise InvalidFieldError(path, problem)
+def _non_empty(_: Any, attribute: Attribute[str], value: str) -> None:
+    if not value:
+        raise InvalidFieldError(attribute.name, "must not be empty")
 
 
 def _pinned(_: Any, attribute: Attribute[DockerReference], value: DockerReference) -> None:
     if not value.digest:
         raise InvalidFieldError(attribute.name, f'reference "{value}" has no digest')
-
-
-def _object_name(_: Any, attribute: Attribute[str], value: str) -> None:
-    """A node or pod name: Kubernetes' DNS-1123 subdomain."""
-    _fail(attribute.name, dns_subdomain_problem(value))
-
-
-def _pulled_image(
-    owner: Any, attribute: Attribute[DockerReference], value: DockerReference
-) -> None:
-    """A reference pinned by a valid OCI digest, its name within 255 characters."""
-    _pinned(owner, attribute, value)
-    assert value.digest is not None
-    _fail(attribute.name, digest_problem(value.digest))
-    name = f"{value.registry}/{value.repository}"
-    if len(name) > 255:
-        _fail(attribute.name, f"name must be at most 255 characters, got {len(name)}")
-
-
-def _plausible_time(_: Any, attribute: Attribute[Any], value: datetime | None) -> None:
-    if value is not None:
-        _fail(attribute.name, time_problem(value))
-
-
-def _reason(_: Any, attribute: Attribute[str | None], value: str | None) -> None:
-    if value is not None:
-        _fail(attribute.name, text_problem(value, MAX_REASON))
-
-
-def _labels(_: Any, attribute: Attribute[Mapping[str, str]], value: Mapping[str, str]) -> None:
-    for key, label in value.items():
-        path = f"{attribute.name}[{shown(key)}]"
-        _fail(path, label_key_problem(key))
-        _fail(path, label_value_problem(label))
-
-
-def _taints(_: Any, attribute: Attribute[tuple[Taint, ...]], value: tuple[Taint, ...]) -> None:
-    for i, taint in enumerate(value):
-        path = f"{attribute.name}[{i}]"
-        _fail(f"{path}.key", label_key_problem(taint.key))
-        _fail(f"{path}.value", label_value_problem(taint.value or ""))
-        _fail(f"{path}.effect", taint_effect_problem(taint.effect))
-
-
-def _kubelet_images(
-    _: Any, attribute: Attribute[tuple[KubeletImage, ...]], value: tuple[KubeletImage, ...]
-) -> None:
-    """Names within bounds, a digest in a name valid, sizes within bigint."""
-    for i, image in enumerate(value):
-        path = f"{attribute.name}[{i}]"
-        for j, name in enumerate(image.names):
-            if len(name) > MAX_IMAGE_NAME:
-                _fail(f"{path}.names[{j}]", f"must be at most {MAX_IMAGE_NAME} characters")
-            if "@" in name:
-                _fail(f"{path}.names[{j}]", digest_problem(name.rpartition("@")[2]))
-        if image.size_bytes is not None:
-            _fail(f"{path}.sizeBytes", size_problem(image.size_bytes))
 
 
 # --------------------------------------------------------------------------- inbound
@@ -138,8 +67,8 @@ class RefreshRequested:
 
     ROUTING_KEY: ClassVar[str] = "refresh.request"
 
-    reason: str | None = field(default=None, validator=_reason)
-    requested_at: datetime | None = field(default=None, validator=_plausible_time)
+    reason: str | None = None
+    requested_at: datetime | None = None
 
 
 @frozen
@@ -151,12 +80,12 @@ class PodCompleted:
 
     ROUTING_KEY: ClassVar[str] = "prepull.pod_completed"
 
-    node: str = field(validator=_object_name)
-    image: DockerReference = field(validator=_pulled_image)
-    pod: str = field(validator=_object_name)
+    node: str = field(validator=_non_empty)
+    image: DockerReference = field(validator=_pinned)
+    pod: str = field(validator=_non_empty)
     succeeded: bool
-    finished_at: datetime = field(validator=_plausible_time)
-    reason: str | None = field(default=None, validator=_reason)
+    finished_at: datetime
+    reason: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.succeeded and not self.reason:
@@ -170,11 +99,11 @@ class NodeInventory:
 
     ROUTING_KEY: ClassVar[str] = "node.inventory"
 
-    node: str = field(validator=_object_name)
-    observed_at: datetime = field(validator=_plausible_time)
-    labels: Mapping[str, str] = field(factory=dict, validator=_labels)
-    taints: tuple[Taint, ...] = field(default=(), validator=_taints)
-    images: tuple[KubeletImage, ...] = field(default=(), validator=_kubelet_images)
+    node: str = field(validator=_non_empty)
+    observed_at: datetime
+    labels: Mapping[str, str] = field(factory=dict)
+    taints: tuple[Taint, ...] = ()
+    images: tuple[KubeletImage, ...] = ()
     unschedulable: bool = False
 
 
@@ -184,8 +113,8 @@ class NodeGoneMessage:
 
     ROUTING_KEY: ClassVar[str] = "node.gone"
 
-    node: str = field(validator=_object_name)
-    observed_at: datetime = field(validator=_plausible_time)
+    node: str = field(validator=_non_empty)
+    observed_at: datetime
 
 
 InboundMessage: TypeAlias = RefreshRequested | PodCompleted | NodeInventory | NodeGoneMessage
@@ -194,24 +123,6 @@ INBOUND_MESSAGES: Mapping[str, type[InboundMessage]] = {
     cls.ROUTING_KEY: cls for cls in (RefreshRequested, PodCompleted, NodeInventory, NodeGoneMessage)
 }
 """Routing key -> message class, for everything the worker consumes."""
-
-
-def _message_time(message: InboundMessage) -> tuple[str, datetime | None]:
-    """The field of a message that says when it happened, and its value."""
-    if isinstance(message, RefreshRequested):
-        return "requested_at", message.requested_at
-    if isinstance(message, PodCompleted):
-        return "finished_at", message.finished_at
-    return "observed_at", message.observed_at
-
-
-def check_clock(message: InboundMessage, now: datetime, max_skew: timedelta) -> None:
-    """Refuse a message dated more than ``max_skew`` ahead of ``now`` (the worker's clock):
-    the newest observation wins, so a far-future time would pin a node's state for good.
-    Raises InvalidFieldError naming the field."""
-    name, at = _message_time(message)
-    if at is not None:
-        _fail(name, time_problem(at, now, max_skew))
 
 
 @frozen

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from worker.domain.errors import MessageRejected
-from worker.domain.messages import Delivery, InvalidFieldError, check_clock
+from worker.domain.message_rules import check_clock
+from worker.domain.messages import Delivery, InvalidFieldError
 
 __all__ = ["clock_admission"]
 
