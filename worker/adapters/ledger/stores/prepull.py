@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,6 +43,8 @@ from worker.domain.prepull import (
 )
 
 __all__ = ["LedgerStatus", "WorkStore", "WorkUnit"]
+
+log = structlog.get_logger(__name__)
 
 _TARGETS = (
     "SELECT registry, repository, tag, digest, position FROM ledger.prepull_targets"
@@ -225,7 +228,8 @@ class LedgerStatus:
             if self._head is None:
                 self._head = revisions()[-1]
             return await current_revision(self._engine) == self._head
-        except LedgerError:
+        except LedgerError as exc:
+            log.warning("cannot compare the schema with the migrations", error=str(exc))
             return False
 
     async def reachable(self) -> bool:
