@@ -18,6 +18,7 @@ from worker.domain.errors import InvalidInputError
 from worker.domain.images import Repository
 from worker.domain.nodes import Toleration
 from worker.domain.policy import DropdownPolicy, PrepullPolicy
+from worker.domain.references import registry_problem, repository_problem
 from worker.domain.refresh import RemovalLimit
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DockerSource",
     "GoogleSource",
+    "HttpConfig",
     "ImagesConfig",
     "KubeConfig",
     "LabConfig",
@@ -38,12 +40,24 @@ class ConfigError(InvalidInputError, ValueError):
     """A configuration file that cannot be read or does not validate."""
 
 
+def _repository(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    problem = repository_problem(value)
+    if problem is not None:
+        raise ValueError(f"{attribute.name}: {problem}")
+
+
+def _registry(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    problem = registry_problem(value)
+    if problem is not None:
+        raise ValueError(f"{attribute.name}: {problem}")
+
+
 @frozen
 class DockerSource:
     """A Docker / OCI registry reached with the registry HTTP API v2."""
 
-    repository: str
-    registry: str = "docker.io"
+    repository: str = field(validator=_repository)
+    registry: str = field(default="docker.io", validator=_registry)
     type: Literal["docker"] = "docker"
     insecure: bool = False
     """Plain http (for a local or test registry); the reference always uses https."""
@@ -65,6 +79,13 @@ class GoogleSource:
     repository: str
     image: str
     type: Literal["google"] = "google"
+
+    def __attrs_post_init__(self) -> None:
+        problem = registry_problem(self.registry)
+        if problem is None:
+            problem = repository_problem(self.location_path.repository)
+        if problem is not None:
+            raise ValueError(f"location, projectId, repository and image: {problem}")
 
     @property
     def registry(self) -> str:
@@ -161,6 +182,19 @@ class QueueConfig:
     max_retry_delay: timedelta = field(default=timedelta(minutes=5), validator=_positive)
     delivery_limit: int = field(default=20, validator=validators.ge(1))
     """Broker-side cap on redeliveries after consumer crashes; then the broker dead-letters."""
+    max_clock_skew: timedelta = field(default=timedelta(minutes=5), validator=_positive)
+    """How far ahead of the worker's clock a message's time may be; a later one is
+    dead-lettered on arrival."""
+
+
+@frozen
+class HttpConfig:
+    """Our own ``http:`` section: what the HTTP API may spend of the registry."""
+
+    resolve_cache_ttl: timedelta = field(default=timedelta(seconds=30), validator=_positive)
+    """How long a fresh HEAD's answer stands for the same tag."""
+    resolve_heads_per_minute: int = field(default=60, validator=validators.ge(1))
+    """Fresh HEADs for resolving per minute at most (a burst of as many); then 429."""
 
 
 @frozen
@@ -191,3 +225,4 @@ class Config:
     prepull: PrepullConfig = PrepullConfig()
     queue: QueueConfig = QueueConfig()
     kube: KubeConfig = KubeConfig()
+    http: HttpConfig = HttpConfig()

@@ -29,6 +29,7 @@ from worker.domain.messages import (
     RefreshRequested,
 )
 from worker.factory import Runtime, utcnow
+from worker.services.admission import clock_admission
 from worker.services.prepull import BatchReport, handle_batch, node_rules, prepull_settings
 from worker.services.refresh import RefreshReport
 
@@ -52,6 +53,7 @@ class Worker:
         self._rules = node_rules(config)
         self._settings = prepull_settings(config)
         self._schedule = schedule_refreshes
+        self._admit = clock_admission(config.queue.max_clock_skew, utcnow)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def handle_fold(self, deliveries: list[Delivery]) -> None:
@@ -103,9 +105,12 @@ class Worker:
         """Connect, start the consumers and the background tasks."""
         broker = self._rt.broker
         await broker.connect()
-        await broker.consume(NodeInventory.ROUTING_KEY, self.handle_fold, transient=TRANSIENT)
-        await broker.consume(PodCompleted.ROUTING_KEY, self.handle_fold, transient=TRANSIENT)
-        await broker.consume(RefreshRequested.ROUTING_KEY, self.handle_refresh, transient=TRANSIENT)
+        for key, handler in (
+            (NodeInventory.ROUTING_KEY, self.handle_fold),
+            (PodCompleted.ROUTING_KEY, self.handle_fold),
+            (RefreshRequested.ROUTING_KEY, self.handle_refresh),
+        ):
+            await broker.consume(key, handler, transient=TRANSIENT, admit=self._admit)
         self._spawn(self._rt.relay.run(), "outbox relay")
         self._spawn(self._record_policy(), "policy")
         self._spawn(self._plan_ticks(), "planning tick")

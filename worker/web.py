@@ -1,18 +1,19 @@
-"""The worker's HTTP side (aiohttp): ``/healthz``, ``/metrics``, the spawner API and the
-status page (``worker.status_page``)."""
+"""The worker's HTTP side (aiohttp): the probes (``/livez``, ``/readyz`` and ``/healthz``),
+``/metrics``, the spawner API and the status page (``worker.status_page``)."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from worker import converter as wire
-from worker.domain.errors import ImageLedgerError
+from worker.domain.errors import ImageLedgerError, ResolveRateLimitedError
 from worker.factory import METRICS_CONTENT_TYPE, Console, Runtime
 from worker.services.resolve import ImageName
 from worker.status_page import add_status_page, configured_token
@@ -38,7 +39,10 @@ def _failed(
     status = exc.http_status
     if status >= 500:
         log.warning("request failed", path=request.path, code=exc.error_code, error=str(exc))
-    return _error(status, exc.error_code, str(exc), loc if status < 500 else None)
+    response = _error(status, exc.error_code, str(exc), loc if status < 500 else None)
+    if isinstance(exc, ResolveRateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @web.middleware
@@ -50,13 +54,47 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _failed(request, exc)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers and the broker connection is up, else 503."""
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+"""What answers without the bearer token: the probes and the metrics."""
+
+
+def bearer_token(token: str) -> Middleware:
+    """Every path but ``OPEN_PATHS`` (the spawner API, and anything unknown) requires
+    ``Authorization: Bearer <token>``, compared in constant time; else 401 with
+    ``WWW-Authenticate: Bearer``."""
+    expected = token.encode()
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return await handler(request)
+        response = _error(401, "unauthorized", "a valid bearer token is required")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="imageledger"'
+        return response
+
+    return authenticate
+
+
+async def livez(_: web.Request) -> web.Response:
+    """Liveness: 200 whenever the process and its event loop answer. It never asks the
+    database or the broker: a worker waits out their outages, it is not restarted for them."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when the database answers, the broker connection is up and the schema
+    is at the newest migration, else 503 (also served as ``/healthz``)."""
     health = await request.app[_RUNTIME].health()
     body = {
         "status": "ok" if health.healthy else "unavailable",
         "database": "ok" if health.database else "unreachable",
         "broker": "ok" if health.broker else "unreachable",
+        "migrations": "ok"
+        if health.migrations
+        else ("not at head" if health.database else "unknown"),
     }
     return web.json_response(body, status=200 if health.healthy else 503)
 
@@ -103,11 +141,14 @@ async def spawner_resolve(request: web.Request) -> web.Response:
     return web.json_response(wire.resolved_image_json(image))
 
 
-def create_app(runtime: Runtime) -> web.Application:
-    """The aiohttp application of one worker."""
-    app = web.Application(middlewares=[errors])
+def create_app(runtime: Runtime, token: str | None = None) -> web.Application:
+    """The aiohttp application of one worker; with ``token``, the spawner API requires it."""
+    middlewares = [errors] if token is None else [bearer_token(token), errors]
+    app = web.Application(middlewares=middlewares)
     app[_RUNTIME] = runtime
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", readyz)  # readiness, for compatibility
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/spawner/v1/images", spawner_images)
     app.router.add_get("/spawner/v1/prepulls", spawner_prepulls)
@@ -117,10 +158,12 @@ def create_app(runtime: Runtime) -> web.Application:
 
 
 @asynccontextmanager
-async def serve(runtime: Runtime, host: str, port: int) -> AsyncIterator[int]:
-    """Serve the application on ``host:port`` for the block; yields the bound port
-    (useful with port 0)."""
-    runner = web.AppRunner(create_app(runtime), access_log=None)
+async def serve(
+    runtime: Runtime, host: str, port: int, token: str | None = None
+) -> AsyncIterator[int]:
+    """Serve the application on ``host:port`` for the block (the spawner API behind
+    ``token`` when given); yields the bound port (useful with port 0)."""
+    runner = web.AppRunner(create_app(runtime, token), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from attrs import define, field
 
 from worker.converter import decode_message, encode_message
-from worker.domain.errors import ImageLedgerError
+from worker.domain.errors import ImageLedgerError, MessageRejected
 from worker.domain.messages import InboundMessage
 
 __all__ = ["MemoryBroker", "Published", "running", "until"]
@@ -30,10 +30,12 @@ class Published:
 @define
 class MemoryBroker:
     """Takes the place of the broker's ``publish_message``: each message goes through
-    the real encoder and decoder and is kept in order; ``available = False`` makes
-    publishing fail as a broker outage does."""
+    the real encoder and decoder and is kept in order; one the worker's decoder refuses is
+    kept in ``refused`` with the reason, as the worker would dead-letter it (publishing
+    itself succeeds); ``available = False`` makes publishing fail as a broker outage does."""
 
     published: list[Published] = field(factory=list)
+    refused: list[tuple[Published, str]] = field(factory=list)
     available: bool = True
     _arrived: asyncio.Event = field(factory=asyncio.Event)
 
@@ -41,7 +43,11 @@ class MemoryBroker:
         """Publish (keep) ``message``; raises ImageLedgerError while unavailable."""
         if not self.available:
             raise ImageLedgerError(f"cannot publish {message.ROUTING_KEY}: broker away")
-        decoded = decode_message(message.ROUTING_KEY, encode_message(message))
+        try:
+            decoded = decode_message(message.ROUTING_KEY, encode_message(message))
+        except MessageRejected as exc:
+            self.refused.append((Published(message.ROUTING_KEY, message_id, message), exc.reason))
+            return
         self.published.append(Published(message.ROUTING_KEY, message_id, decoded))
         self._arrived.set()
 

@@ -130,12 +130,12 @@ async def refresh(config: Config, url: str) -> RefreshReport:
 
 
 @asynccontextmanager
-async def serving(config: Config, url: str) -> AsyncIterator[str]:
-    """The worker's HTTP server on a free port (the broker is built but never connected);
-    yields its base URL."""
+async def serving(config: Config, url: str, token: str | None = None) -> AsyncIterator[str]:
+    """The worker's HTTP server on a free port (the broker is built but never connected;
+    the spawner API behind ``token`` when given); yields its base URL."""
     settings = factory.broker_settings(config, "amqp://guest:guest@127.0.0.1:5672/", "il-web")
     async with (
         factory.runtime(config, settings, url) as runtime,
-        serve(runtime, "127.0.0.1", 0) as port,
+        serve(runtime, "127.0.0.1", 0, token) as port,
     ):
         yield f"http://127.0.0.1:{port}"

@@ -43,7 +43,8 @@ COMPLETION_TYPES = ("prepull.succeeded", "prepull.failed")
 """The event types a ``prepull.pod_completed`` message appends (one per message)."""
 
 REPO = "lsstsqre/sciplat-lab"
-T0 = datetime(2077, 11, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+"""An hour ago: message times may not be ahead of the worker's clock (queue.maxClockSkew)."""
 
 
 def write_config(path: Path) -> Path:

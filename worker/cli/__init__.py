@@ -67,6 +67,9 @@ def run() -> None:
     """Entry point with tracebacks hidden unless ``--debug``."""
     try:
         main(standalone_mode=False)
+    except click.UsageError as exc:  # a bad option or argument: one line, exit 2
+        click.echo(f"imageledger: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

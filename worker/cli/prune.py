@@ -1,4 +1,5 @@
-"""``imageledger prune``: drop published outbox rows that no longer matter (never events)."""
+"""``imageledger prune``: drop published outbox rows and folded message ids that no longer
+matter (never events)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ MINIMUM_AGE = timedelta(days=1)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @json_option
 def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bool) -> None:
-    """Delete published outbox rows older than --older-than.
+    """Delete published outbox rows and folded message ids older than --older-than.
 
-    The event log is never pruned (rebuild and time travel need all of it). Outbox rows not
+    The event log is never pruned (rebuild and time travel need all of it). A message id
+    pruned no longer refuses another body under that id. Outbox rows not
     yet published, and the prepull.complete rows of images still prepulled, are kept.
     """
     try:
@@ -39,13 +41,23 @@ def prune_command(database_url: str, older_than: str, dry_run: bool, as_json: bo
         fail(f"--older-than {older_than!r}: {exc}")
     if age < MINIMUM_AGE:
         fail(f"--older-than {older_than!r}: must be at least 1d (messages may be redelivered)")
-    cutoff = datetime.now(tz=UTC) - age
+    try:
+        cutoff = datetime.now(tz=UTC) - age
+    except OverflowError:
+        fail(f"--older-than {older_than!r}: reaches back before the year 1")
     report = asyncio.run(factory.Operations(database_url).prune(cutoff, dry_run=dry_run))
     if as_json:
-        print_json({"cutoff": report.cutoff, "outbox": report.outbox, "dry_run": report.dry_run})
+        print_json(
+            {
+                "cutoff": report.cutoff,
+                "outbox": report.outbox,
+                "messages": report.messages,
+                "dry_run": report.dry_run,
+            }
+        )
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(
-        f"{verb} {report.outbox:,} published outbox rows older than "
-        f"{cutoff.isoformat(timespec='seconds')}"
+        f"{verb} {report.outbox:,} published outbox rows and {report.messages:,} folded"
+        f" message ids older than {cutoff.isoformat(timespec='seconds')}"
     )

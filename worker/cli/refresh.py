@@ -23,6 +23,7 @@ from worker.cli.common import (
     progress_reporter,
 )
 from worker.config import Config
+from worker.domain.errors import EXIT_REGISTRY
 from worker.domain.events import RefreshFailed
 from worker.services.refresh import RefreshReport
 
@@ -108,4 +109,6 @@ def refresh_command(
     else:
         click.echo("\n".join(_summary_lines(report)))
     if not report.succeeded:
-        raise CommandError("the registry could not be listed; the last known state stays")
+        raise CommandError(
+            "the registry could not be listed; the last known state stays", EXIT_REGISTRY
+        )

@@ -75,9 +75,9 @@ def resolve_command(
 ) -> None:
     """Resolve REFERENCE (registry/repository:tag[@digest]), --tag or --class to an image.
 
-    A tag, or a reference without a digest, is resolved by a fresh HEAD of the registry;
-    a reference with a digest is looked up in the ledger. Exit codes: 2 invalid reference
-    or bad input, 3 unknown image, 4 registry error, 1 any other failure.
+    The ledger answers whenever it knows the digest; a tag it never resolved is HEADed in
+    the registry. Exit codes: 2 invalid reference or bad input, 3 unknown image, 4 registry
+    error, 1 any other failure.
     """
     given: list[tuple[ImageName, str | None]] = [
         ("reference", reference), ("tag", tag), ("class", image_class)

@@ -30,11 +30,15 @@ async def _serve(
 ) -> None:  # fmt: skip
     """The worker and its HTTP server until SIGTERM or SIGINT."""
     settings = factory.broker_settings(config, amqp_url, prefix)
+    token = factory.http_token()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with factory.runtime(config, settings, url) as runtime, serve(runtime, *address):
+    async with (
+        factory.runtime(config, settings, url) as runtime,
+        serve(runtime, *address, token=token),
+    ):
         await Worker(runtime, schedule_refreshes=schedule).run(stop)
 
 
@@ -44,7 +48,13 @@ async def _serve(
 @amqp_url_option
 @prefix_option
 @click.option("--host", envvar="IMAGELEDGER_HOST", default="0.0.0.0", show_default=True)
-@click.option("--port", envvar="IMAGELEDGER_PORT", type=int, default=8080, show_default=True)
+@click.option(
+    "--port",
+    envvar="IMAGELEDGER_PORT",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+)
 @click.option("--no-schedule", is_flag=True, help="Do not schedule refreshes (messages only).")
 def run_command(
     config_path: Path | None,
@@ -55,7 +65,8 @@ def run_command(
     port: int,
     no_schedule: bool,
 ) -> None:
-    """Run a worker: consume, fold, plan prepulls, publish; serve /healthz and /metrics.
+    """Run a worker: consume, fold, plan prepulls, publish; serve the probes (/livez,
+    /readyz), /metrics and the spawner API (behind IMAGELEDGER_HTTP_TOKEN when set).
 
     SIGTERM (or Ctrl-C) finishes the batches in hand, commits, acknowledges and exits 0.
     """

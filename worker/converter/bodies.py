@@ -11,6 +11,8 @@ import cattrs
 from worker.converter.core import converter
 from worker.converter.strict import describe_error
 from worker.domain.errors import MessageRejected
+from worker.domain.field_rules import string_problem
+from worker.domain.message_rules import check_inbound
 from worker.domain.messages import (
     CONSUMED_MESSAGES,
     INBOUND_MESSAGES,
@@ -44,6 +46,30 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
+def _bad_string(data: Any, path: str = "$") -> str | None:
+    """The first string (key or value) of decoded JSON that PostgreSQL cannot store, as
+    ``problem @ path``: a NUL character or an unpaired surrogate (``"\\ud800"``)."""
+    if isinstance(data, str):
+        problem = string_problem(data)
+        return None if problem is None else f"{problem} @ {path}"
+    if isinstance(data, dict):
+        for key, value in data.items():
+            problem = string_problem(key)
+            if problem is not None:
+                return f"key {problem} @ {path}"
+            found = _bad_string(
+                value, f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
+            )
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            found = _bad_string(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def _message_error(exc: BaseException) -> str:
     if isinstance(exc, cattrs.ClassValidationError):
         own = [e for e in exc.exceptions if isinstance(e, InvalidFieldError)]
@@ -67,6 +93,9 @@ def _decode(messages: Mapping[str, type[Any]], routing_key: str, body: bytes) ->
         raise MessageRejected(f"malformed JSON: {detail}") from exc
     if not isinstance(data, dict):
         raise MessageRejected(f"expected a JSON object, got {_json_kind(data)} @ $")
+    bad = _bad_string(data)
+    if bad is not None:
+        raise MessageRejected(bad)
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
@@ -77,16 +106,25 @@ def decode_message(routing_key: str, body: bytes) -> InboundMessage:
     """Decode and validate an inbound message; raise MessageRejected naming the problem.
 
     Rejected: unknown routing keys, bodies over 1 MiB, malformed JSON (including NaN and
-    duplicate keys), non-object bodies, unknown fields, wrong types, timestamps without a
-    zone, bad references and references without a digest where one is required.
+    duplicate keys), non-object bodies, strings with a NUL or an unpaired surrogate, unknown
+    fields, wrong types, timestamps without a zone or before 2000, bad references and
+    references without a digest where one is required, digests that are not OCI's, names
+    and labels that Kubernetes would refuse, sizes outside bigint, overlong reasons.
     """
     message: InboundMessage = _decode(INBOUND_MESSAGES, routing_key, body)
+    try:
+        check_inbound(message)
+    except InvalidFieldError as exc:
+        raise MessageRejected(f"{exc.problem} @ $.{exc.field}") from exc
     return message
 
 
 def decode_delivery(routing_key: str, body: bytes) -> ConsumedMessage:
     """Decode what a work queue delivers (an inbound message, or the bridge's
-    ``prepull.requested``), as strictly as ``decode_message``."""
+    ``prepull.requested``), as strictly as ``decode_message`` (inbound messages are
+    checked by its rules too)."""
+    if routing_key in INBOUND_MESSAGES:
+        return decode_message(routing_key, body)
     message: ConsumedMessage = _decode(CONSUMED_MESSAGES, routing_key, body)
     return message
 

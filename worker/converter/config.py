@@ -13,6 +13,7 @@ from worker.config import (
     Config,
     DockerSource,
     GoogleSource,
+    HttpConfig,
     ImagesConfig,
     KubeConfig,
     LabConfig,
@@ -29,7 +30,7 @@ __all__ = ["CONFIG_CLASSES", "register_config"]
 
 CONFIG_CLASSES = (
     DockerSource, GoogleSource, Toleration, ImageFilter, DropdownPolicy, ImagesConfig,
-    LabConfig, PrepullConfig, QueueConfig, KubeConfig, Config,
+    LabConfig, PrepullConfig, QueueConfig, KubeConfig, HttpConfig, Config,
 )  # fmt: skip
 """The classes read with camelCase (or snake_case) keys and written with camelCase keys."""
 

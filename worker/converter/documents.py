@@ -23,7 +23,7 @@ __all__ = [
     "yaml_problem",
 ]
 
-_READ_KEYS = ("images", "dropdown_menu", "lab", "prepull", "queue", "kube")
+_READ_KEYS = ("images", "dropdown_menu", "lab", "prepull", "queue", "kube", "http")
 """The top-level keys of a configuration that are ours (or the reference's we read)."""
 _LAB_KEYS = ("node_selector", "tolerations")
 CONTROLLER_CONFIG = ("controller", "config")
@@ -143,6 +143,8 @@ def load_config(path: Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
     return parse_config(data, source=str(path))

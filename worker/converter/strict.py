@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,12 +144,22 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
     return cattrs.v.format_exception(exc, type_)
 
 
+_PATH_PART = re.compile(
+    r"""(\['(?:[^'\\]|\\.)*'\]|\["(?:[^"\\]|\\.)*"\]|\[\d+\])|\.([A-Za-z_]\w*)"""
+)
+"""A path's mapping keys and indices (kept as written) or its attribute names."""
+
+
 def _camel_path(line: str) -> str:
+    """The attribute names of a path in camelCase; mapping keys stay as written."""
     message, sep, path = line.rpartition(" @ ")
     if not sep:
         return line
-    parts = [camel_case(p) if p and p[0].isalpha() else p for p in path.split(".")]
-    return f"{message} @ {'.'.join(parts)}"
+
+    def part(match: re.Match[str]) -> str:
+        return match.group(1) or "." + camel_case(match.group(2))
+
+    return f"{message} @ {_PATH_PART.sub(part, path)}"
 
 
 def describe_error(exc: BaseException, *, camel: bool = False) -> str:

@@ -21,8 +21,16 @@ _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
 def parse_duration(text: str) -> timedelta:
     """Parse ``1w2d``, ``5m``, ``1h 30m``, ``90s``, ``300`` (seconds) or ``HH:MM:SS``.
 
-    Raises ValueError with the offending text otherwise.
+    Raises ValueError with the offending text otherwise, or when it is longer than a
+    timedelta can hold (about 2.7 million years).
     """
+    try:
+        return _parse_duration(text)
+    except OverflowError as exc:
+        raise ValueError(f"duration {text!r} is too long") from exc
+
+
+def _parse_duration(text: str) -> timedelta:
     stripped = text.strip()
     if not stripped:
         raise ValueError("empty duration")

@@ -29,6 +29,7 @@ __all__ = [
     "KubeWatchExpiredError",
     "MessageRejected",
     "RegistryUnavailableError",
+    "ResolveRateLimitedError",
     "SourceUnavailableError",
     "TransientError",
     "UnknownError",
@@ -125,6 +126,18 @@ class RegistryUnavailableError(ImageLedgerError):
     exit_code = EXIT_REGISTRY
     reason_class: str = "registry"
     """What kind of failure, for metrics: one of ``figures.REFRESH_FAILURE_REASONS``."""
+
+
+class ResolveRateLimitedError(ImageLedgerError):
+    """Resolving needs a fresh registry HEAD, but the worker's budget of HEADs per minute is
+    spent (HTTP 429); ``retry_after`` is the number of seconds until one is free."""
+
+    http_status = 429
+    error_code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SourceUnavailableError(RegistryUnavailableError):

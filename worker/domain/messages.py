@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
 
@@ -16,8 +16,11 @@ __all__ = [
     "CONSUMED_MESSAGES",
     "INBOUND_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MESSAGE_ID_REUSED",
     "OUTBOUND_MESSAGES",
+    "Arrivals",
     "ConsumedMessage",
+    "DeliveriesRejected",
     "Delivery",
     "ImagesChangedMessage",
     "InboundMessage",
@@ -31,6 +34,7 @@ __all__ = [
     "PrepullRequestedMessage",
     "RefreshRequested",
     "TaggedImage",
+    "sort_arrivals",
 ]
 
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -130,13 +134,63 @@ class Delivery:
 
     ``message_id`` is the AMQP ``message_id`` property, or ``sha256:<hex of the body>`` when a
     publisher left it out, so a redelivery always has the same id. ``attempt`` counts handler
-    attempts through the retry (delay) queue, starting at 1.
+    attempts through the retry (delay) queue, starting at 1. ``body_sha256`` is the hex
+    SHA-256 of the body as it arrived (None for a delivery made up in a test or a replay of
+    the log): one message id names one body.
     """
 
     message: ConsumedMessage
     message_id: str
     routing_key: str
     attempt: int = 1
+    body_sha256: str | None = None
+
+
+class DeliveriesRejected(InvalidInputError):
+    """A handler refuses some deliveries of its batch for good (its transaction rolled
+    back): ``reasons`` maps their indices in the batch to why. The consumer dead-letters
+    them on this attempt and hands the others to the handler again."""
+
+    def __init__(self, reasons: Mapping[int, str]) -> None:
+        super().__init__("; ".join(f"delivery {i}: {r}" for i, r in sorted(reasons.items())))
+        self.reasons = dict(reasons)
+
+
+MESSAGE_ID_REUSED = "message id reused with a different body"
+"""Why a delivery is dead-lettered whose id names another body than the one folded."""
+
+
+@frozen
+class Arrivals:
+    """A batch's deliveries sorted against the message ids already folded: ``fresh`` to
+    fold (and record), ``repeated`` already folded with the same body (nothing to do),
+    ``reused`` carrying another body under a known id (indices into the batch)."""
+
+    fresh: tuple[int, ...]
+    repeated: tuple[int, ...]
+    reused: tuple[int, ...]
+
+
+def sort_arrivals(deliveries: Sequence[Delivery], recorded: Mapping[str, str]) -> Arrivals:
+    """One message id, one effect: sort ``deliveries`` against ``recorded`` (message id ->
+    body hash of what was folded), the batch's earlier deliveries included. A delivery
+    without a body hash is always fresh."""
+    known = dict(recorded)
+    fresh: list[int] = []
+    repeated: list[int] = []
+    reused: list[int] = []
+    for i, delivery in enumerate(deliveries):
+        body = delivery.body_sha256
+        seen = known.get(delivery.message_id)
+        if body is None or seen is None:
+            fresh.append(i)
+            if body is not None:
+                known[delivery.message_id] = body
+        elif seen == body:
+            repeated.append(i)
+        else:
+            reused.append(i)
+    return Arrivals(tuple(fresh), tuple(repeated), tuple(reused))
 
 
 # --------------------------------------------------------------------------- outbound

@@ -8,7 +8,7 @@ from attrs import frozen
 
 from worker.domain.errors import InvalidDockerReferenceError
 
-__all__ = ["DockerReference", "InvalidReferenceError"]
+__all__ = ["DockerReference", "InvalidReferenceError", "registry_problem", "repository_problem"]
 
 _REGISTRY = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?|\[[0-9a-fA-F:.]+\](?::\d{1,5})?"
@@ -17,6 +17,25 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+")
+
+
+def registry_problem(host: str) -> str | None:
+    """Why ``host`` is not a registry host (``host[:port]``), or None."""
+    if not _REGISTRY.fullmatch(host):
+        return f"{host!r} is not a registry host (host or host:port)"
+    return None
+
+
+def repository_problem(name: str) -> str | None:
+    """Why ``name`` is not a repository path of the distribution grammar (lowercase
+    components separated by '/', each of letters and digits joined by '.', '_', '__' or
+    '-'), or None."""
+    if len(name) > 255 or not _REPOSITORY.fullmatch(name):
+        return (
+            f"{name!r} is not a repository path (lowercase components such as"
+            " 'lsstsqre/sciplat-lab', at most 255 characters)"
+        )
+    return None
 
 
 class InvalidReferenceError(InvalidDockerReferenceError, ValueError):

@@ -66,7 +66,7 @@ class Found:
 
 @frozen
 class FetchDigest:
-    """The tag is known; its current digest must come from a fresh HEAD (never a cache).
+    """The tag is known but the ledger never learned its digest: it must come from a HEAD.
 
     ``not_found`` is the message when the registry no longer has the tag.
     """
@@ -107,11 +107,14 @@ def _found(image: Image, not_found: str) -> Lookup:
 
 
 def lookup_tag(view: ImageCatalog, tag: str) -> Lookup:
-    """A tag of the repository's tag list; its digest is fetched fresh (reference 4.7)."""
+    """A tag of the repository's tag list, with the digest the ledger knows (the last
+    refresh's); a HEAD only when the ledger never resolved it. The reference HEADs every
+    time (4.7): anyone who reaches the API could then drive registry traffic."""
     not_found = f'Docker tag "{tag}" not found'
-    if tag not in view.collection:
+    image = view.collection.image_for_tag(tag) if tag in view.collection else None
+    if image is None:
         raise UnknownImageError(not_found)
-    return FetchDigest(tag, not_found)
+    return _found(image, not_found)
 
 
 def lookup_reference(view: ImageCatalog, reference: DockerReference, text: str) -> Lookup:
@@ -120,7 +123,8 @@ def lookup_reference(view: ImageCatalog, reference: DockerReference, text: str) 
     Registry and repository must be the source's. A digest of the prepull set names its
     image whatever the tag; otherwise a tag is required. A tag of the prepull set gives its
     current image (a digest taken from an older menu loses to the current one); another
-    known tag takes the reference's digest as given, or a fresh HEAD without one.
+    known tag takes the reference's digest as given, or without one the ledger's (a HEAD
+    only when the ledger never resolved the tag).
     """
     not_found = f'Docker reference "{text}" not found'
     repository = view.repository
@@ -135,9 +139,7 @@ def lookup_reference(view: ImageCatalog, reference: DockerReference, text: str) 
     image = view.collection.image_for_tag(reference.tag)
     if image is None:
         raise UnknownImageError(not_found)
-    if reference.digest is None:
-        return FetchDigest(reference.tag, not_found)
-    if reference.tag in view.prepull_set:
+    if reference.digest is None or reference.tag in view.prepull_set:
         return _found(image, not_found)
     return Found(evolve(image, digest=reference.digest))
 

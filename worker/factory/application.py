@@ -39,6 +39,7 @@ from worker.adapters.registry import (
 )
 from worker.config import Config, ConfigError, DockerSource
 from worker.converter import load_config
+from worker.services.fresh_digests import FreshDigests
 from worker.services.refresh import RefreshReport, configured_policy, refresh
 from worker.services.resolve import ImageResolver
 from worker.services.spawner import SpawnerCatalog
@@ -47,6 +48,7 @@ __all__ = [
     "CONFIG_ENV",
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "HTTP_TOKEN_ENV",
     "METRICS_CONTENT_TYPE",
     "PASSWORD_ENV",
     "USERNAME_ENV",
@@ -57,6 +59,7 @@ __all__ = [
     "broker_settings",
     "config_path",
     "database",
+    "http_token",
     "load",
     "registry_client",
     "runtime",
@@ -64,6 +67,7 @@ __all__ = [
 ]
 
 CONFIG_ENV = "IMAGELEDGER_CONFIG"
+HTTP_TOKEN_ENV = "IMAGELEDGER_HTTP_TOKEN"
 USERNAME_ENV = "IMAGELEDGER_REGISTRY_USERNAME"
 PASSWORD_ENV = "IMAGELEDGER_REGISTRY_PASSWORD"
 METRICS_CONTENT_TYPE = CONTENT_TYPE
@@ -91,6 +95,17 @@ def load(path: Path | None) -> Config:
     """Load the configuration named by the option or the environment (ConfigError if it
     cannot be read or does not validate)."""
     return load_config(config_path(path))
+
+
+def http_token() -> str | None:
+    """The bearer token the spawner API requires (``IMAGELEDGER_HTTP_TOKEN``), or None when
+    it is open; set but blank is a ConfigError, not an open API."""
+    token = os.environ.get(HTTP_TOKEN_ENV)
+    if token is None:
+        return None
+    if not token.strip():
+        raise ConfigError(f"{HTTP_TOKEN_ENV} is set but blank; unset it to serve without a token")
+    return token.strip()
 
 
 def broker_settings(config: Config, url: str | None, prefix: str) -> BrokerSettings:
@@ -145,7 +160,8 @@ class Application:
     views: SpawnerCatalog
     """The spawner's domain view of the ledger, cached per log position."""
     resolver: ImageResolver
-    """Tags, references and image classes to images (fresh HEADs through ``registry``)."""
+    """Tags, references and image classes to images (the ledger's digests; HEADs through
+    ``registry`` for tags it never resolved, coalesced, cached and budgeted)."""
 
     async def refresh_now(
         self,
@@ -204,21 +220,28 @@ async def application(
         client = registry_client(config, session, on_registry_request)
         views = SpawnerCatalog(SpawnerStore(engine), config)
         repository = config.images.repository
-        resolver = ImageResolver(views, lambda: RegistryTagSource(client, repository))
+        heads = FreshDigests(
+            lambda: RegistryTagSource(client, repository),
+            ttl=config.http.resolve_cache_ttl,
+            per_minute=config.http.resolve_heads_per_minute,
+        )
+        resolver = ImageResolver(views, heads)
         yield Application(config, engine, session, client, EventLog(engine), views, resolver)
 
 
 @frozen
 class Health:
-    """Whether the database answers and the broker connection is up."""
+    """Readiness: whether the database answers, the broker connection is up and the schema
+    is at the newest migration."""
 
     database: bool
     broker: bool
+    migrations: bool = True
 
     @property
     def healthy(self) -> bool:
-        """Both are."""
-        return self.database and self.broker
+        """All three are."""
+        return self.database and self.broker and self.migrations
 
 
 @frozen
@@ -234,8 +257,10 @@ class Runtime:
     figures: FiguresStore
 
     async def health(self) -> Health:
-        """The database (one query) and the broker connection, now."""
-        return Health(await self.status.reachable(), self.broker.connected)
+        """The database (one query), the broker connection and the schema revision, now."""
+        database = await self.status.reachable()
+        migrations = database and await self.status.schema_at_head()
+        return Health(database, self.broker.connected, migrations)
 
     async def scrape(self) -> bytes:
         """The metrics in Prometheus' text format, the ledger's gauges read from the database

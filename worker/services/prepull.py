@@ -37,6 +37,7 @@ from worker.domain.prepull import (
     complete_message_id,
     plan_prepulls,
 )
+from worker.services.arrivals import MessageLedger, first_arrivals
 from worker.services.nodes import NodeLedger, record_inventories
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
 log = structlog.get_logger("imageledger.prepull")
 
 
-class PrepullLedger(NodeLedger, Protocol):
+class PrepullLedger(NodeLedger, MessageLedger, Protocol):
     """The unit of work of one batch: reads for decisions, appends, the outbox."""
 
     async def plan_input(self, settings: PrepullSettings, now: datetime) -> PlanInput:
@@ -212,8 +213,11 @@ async def handle_batch(
     Returns once it committed (the consumer acknowledges after that). With no deliveries
     it only plans (timeouts and back-off move with the clock). Inventories and pod
     completions may show or hide menu entries (prepull gating): then ``images.changed``.
+    Each message id is folded once: a delivery already folded adds nothing, and a reused
+    id with another body raises DeliveriesRejected (``first_arrivals``).
     """
     async with store.transaction() as unit:
+        deliveries = await first_arrivals(unit, deliveries)
         gated = await _GatedOffers.read(unit) if deliveries else None
         counts = Counter(await record_inventories(unit, deliveries, rules))
         counts.update(await unit.append(completion_facts(deliveries)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import structlog
@@ -28,7 +28,7 @@ from worker.domain.spawner import (
 )
 from worker.services.spawner import CatalogAt, SpawnerCatalog
 
-__all__ = ["DigestSource", "ImageName", "ImageResolver"]
+__all__ = ["FreshDigest", "ImageName", "ImageResolver"]
 
 log = structlog.get_logger("imageledger.resolve")
 
@@ -37,24 +37,25 @@ ImageName = Literal["reference", "tag", "class"]
 _CLASSES = ", ".join(f"'{c.value}'" for c in ImageClass)
 
 
-class DigestSource(Protocol):
-    """The registry seen as the source of current digests (HEAD)."""
+class FreshDigest(Protocol):
+    """Where a digest the ledger does not know comes from: a registry HEAD, spent with
+    care (``services.fresh_digests.FreshDigests``)."""
 
-    async def resolve(self, tags: Sequence[str]) -> Mapping[str, HeadResult]:
-        """The digest of each tag, or why not."""
+    async def head(self, tag: str) -> HeadResult:
+        """The tag's digest now, or why not (ResolveRateLimitedError past the budget)."""
 
 
 class ImageResolver:
     """The reference's ``image_for_tag_name``, ``image_for_reference`` and image classes.
 
-    Three errors only, besides the ledger's: `InvalidDockerReferenceError` (does not parse,
-    or no tag where one is needed), `UnknownImageError` (not in the repository) and
-    `RegistryUnavailableError` (the HEAD failed). A tag, or a reference without digest, is
-    resolved by a fresh HEAD, never from the ledger's cache; a reference with a digest is
-    looked up in the ledger.
+    Errors, besides the ledger's: `InvalidDockerReferenceError` (does not parse, or no tag
+    where one is needed), `UnknownImageError` (not in the repository),
+    `RegistryUnavailableError` (the HEAD failed) and `ResolveRateLimitedError` (no HEAD left
+    this minute). The ledger answers whenever it knows the digest (the last refresh's); a
+    HEAD is made only for a tag it never resolved.
     """
 
-    def __init__(self, views: SpawnerCatalog, digests: Callable[[], DigestSource]) -> None:
+    def __init__(self, views: SpawnerCatalog, digests: FreshDigest) -> None:
         self._views = views
         self._digests = digests
 
@@ -96,7 +97,7 @@ class ImageResolver:
 
     async def _head(self, current: CatalogAt, wanted: FetchDigest) -> str:
         repository = current.view.repository
-        result = (await self._digests().resolve([wanted.tag]))[wanted.tag]
+        result = await self._digests.head(wanted.tag)
         if isinstance(result, HeadFound):
             return result.digest
         if isinstance(result, HeadMissing):

@@ -52,6 +52,15 @@ def configs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     invalid.write_text("images: [unclosed\n")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("images:\n  source: {type: docker, repository: a/b}\n  bogus: 1\n")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x01 not text")
+    selector = tmp_path / "selector.yaml"
+    selector.write_text(
+        "images:\n  source: {type: docker, repository: a/b}\n"
+        "lab:\n  nodeSelector: {zz: 1, kubernetes.io/hostname: [a]}\n"
+    )
+    escape = tmp_path / "escape.yaml"
+    escape.write_text("images:\n  source: {type: docker, repository: ../../x}\n")
     return {
         "missing": (missing, f"{missing}: cannot read: No such file or directory"),
         "invalid": (
@@ -60,10 +69,22 @@ def configs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
             "at line 2, column 1",
         ),
         "unknown": (unknown, f"invalid {unknown}: extra fields found (bogus) @ $.images"),
+        "binary": (binary, f"{binary}: not UTF-8 text (byte 0 cannot be decoded)"),
+        "selector": (
+            selector,
+            f"invalid {selector}: expected a string, got int @ $.lab.nodeSelector['zz'];"
+            " expected a string, got list @ $.lab.nodeSelector['kubernetes.io/hostname']",
+        ),
+        "escape": (
+            escape,
+            f"invalid {escape}: repository: '../../x' is not a repository path (lowercase"
+            " components such as 'lsstsqre/sciplat-lab', at most 255 characters)"
+            " @ $.images.source",
+        ),
     }
 
 
-@pytest.mark.parametrize("which", ["missing", "invalid", "unknown"])
+@pytest.mark.parametrize("which", ["missing", "invalid", "unknown", "binary", "selector", "escape"])
 @pytest.mark.parametrize(
     "command", [("evaluate", "--tags", "tags.json"), ("refresh", "--now"), ("run",)]
 )
@@ -108,6 +129,47 @@ def test_a_missing_database_is_one_line(
     if command == ("migrate",):  # the command that would create the schema says what to do
         missing += f"; create it first: createdb -h 127.0.0.1 -p 5432 -U postgres {name}"
     assert message.endswith(missing)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--port", "99999"),
+         "Invalid value for '--port': 99999 is not in the range 0<=x<=65535."),
+        (("prune", "--older-than", "99999999999d"),
+         "--older-than '99999999999d': duration '99999999999d' is too long"),
+        (("status", "--no-such-option"), "No such option '--no-such-option'."),
+    ],
+)  # fmt: skip
+def test_a_bad_option_value_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    code, out, err = imageledger(*args)
+    assert (code, out) == (BAD_INPUT, "")
+    assert one_error_line(err) == message
+
+
+def test_a_blank_http_token_is_bad_input_not_an_open_api(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml")
+    code, out, err = imageledger(
+        "run", "--config", config, "--port", "0", env={"IMAGELEDGER_HTTP_TOKEN": "  "}
+    )
+    assert (code, out) == (BAD_INPUT, "")
+    assert one_error_line(err) == (
+        "IMAGELEDGER_HTTP_TOKEN is set but blank; unset it to serve without a token"
+    )
+
+
+def test_a_refresh_that_cannot_list_the_registry_exits_4(database_url: str, tmp_path: Path) -> None:
+    env = {
+        "IMAGELEDGER_DATABASE_URL": database_url,
+        "IMAGELEDGER_CONFIG": str(write_config(tmp_path / "c")),
+    }
+    code, out, err = imageledger("refresh", "--now", env=env)
+    assert code == 4
+    assert out.startswith("refresh of 127.0.0.1:9/lsstsqre/sciplat-lab FAILED: connection failed")
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        "imageledger: error: the registry could not be listed; the last known state stays"
+    )
 
 
 @pytest.mark.parametrize("option", ["yesterday", "2077-13-01", "2077-01-01T25:00"])

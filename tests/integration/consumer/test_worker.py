@@ -30,7 +30,8 @@ from worker.converter import parse_config
 from worker.web import serve
 
 REPO = "lsstsqre/sciplat-lab"
-T0 = datetime(2077, 11, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+"""An hour ago: message times may not be ahead of the worker's clock (queue.maxClockSkew)."""
 
 
 def make_config(registry: str) -> Config:

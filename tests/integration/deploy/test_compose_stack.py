@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import pytest
 
@@ -26,22 +25,6 @@ from tests.support.net import free_port
 from tests.support.registry import RunningRegistry
 
 CONVERGE_WITHIN = 120.0
-
-
-async def readiness_url(port: int, compose_path: str) -> str:
-    """The worker's readiness URL of compose's health check; ``/healthz`` while the worker
-    of this branch has no ``/readyz`` yet (the hardening issue adds it: then drop this)."""
-    url = f"http://127.0.0.1:{port}{compose_path}"
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            try:
-                async with http.get(url) as response:
-                    if response.status == 404 and compose_path == "/readyz":
-                        return f"http://127.0.0.1:{port}/healthz"
-                    return url
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.2)
-    return url
 
 
 async def converge(database_url: str, recommended: str) -> Board:
@@ -98,7 +81,7 @@ async def test_the_stack_converges(
         await stack.start("worker")
         health = " ".join(stack.compose["services"]["worker"]["healthcheck"]["test"])
         (path,) = re.findall(r"127\.0\.0\.1:\d+(/\w+)", health)
-        await stack.wait_healthy("worker", await readiness_url(port, path))
+        await stack.wait_healthy("worker", f"http://127.0.0.1:{port}{path}")
         assert "refresh requested" in await stack.run("refresh")
         await stack.start("cluster")
         await stack.start("bridge", {"IMAGELEDGER_PORT": str(bridge_port)})

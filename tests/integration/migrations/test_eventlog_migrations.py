@@ -51,7 +51,7 @@ async def test_upgrade_head_and_models_agree(empty_database_url: str) -> None:
     schema = await _schema(empty_database_url)
     assert set(VIEWS) <= set(schema["dashboard"])
     assert {"image_for_tag", "node_images_at", "tag_digest_at"} <= set(schema["functions"])
-    assert {"events", "tags", "nodes", "node_images", "outbox"} <= set(schema["ledger"])
+    assert {"events", "tags", "nodes", "node_images", "outbox", "messages"} <= set(schema["ledger"])
 
 
 async def test_stairway_every_revision_up_down_up(empty_database_url: str) -> None:

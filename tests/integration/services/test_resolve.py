@@ -1,4 +1,5 @@
-"""Resolve over HTTP, the CLI and SQL: fresh HEADs, the ledger for digests, the three errors."""
+"""Resolve over HTTP, the CLI and SQL: the ledger's digests, HEADs only for tags it never
+resolved (coalesced, cached, budgeted: issue 12, fault 4), the errors."""
 
 from __future__ import annotations
 
@@ -22,13 +23,19 @@ from worker.converter import parse_config
 REPO = "lsstsqre/sciplat-lab"
 
 
-def make_config(registry: str) -> dict[str, Any]:
+def make_config(registry: str, **http: Any) -> dict[str, Any]:
+    """``resolveBudget: 0``: a refresh HEADs the prepull candidates and possible aliases
+    only, so ``exp_random`` stays listed without a digest (a tag the ledger never resolved)."""
     source = {"type": "docker", "registry": registry, "repository": REPO, "insecure": True}
-    return {"images": {"source": source}}
+    return {"images": {"source": source, "resolveBudget": 0}, "http": http}
 
 
 async def seed(
-    registry: RunningRegistry, session: aiohttp.ClientSession, host: str, url: str
+    registry: RunningRegistry,
+    session: aiohttp.ClientSession,
+    host: str,
+    url: str,
+    **http: Any,
 ) -> tuple[Config, dict[str, str]]:
     """Push a small repository, refresh it into the ledger; returns the config and digests."""
     pusher = registry.pusher(session)
@@ -38,7 +45,7 @@ async def seed(
         "daily": await pusher.push_image(REPO, ["d_2077_10_23"], variant="d"),
         "exp": await pusher.push_image(REPO, ["exp_random"], variant="exp"),
     }
-    config = parse_config(make_config(host))
+    config = parse_config(make_config(host, **http))
     assert (await refresh(config, url)).succeeded
     return config, digests
 
@@ -52,11 +59,15 @@ def detail(loc: str, msg: str, kind: str) -> dict[str, Any]:
     return {"detail": [{"loc": ["query", loc], "msg": msg, "type": kind}]}
 
 
-async def test_a_tag_is_resolved_by_a_fresh_head(
-    registry: RunningRegistry, registry_session: aiohttp.ClientSession, database_url: str
+async def test_a_tag_is_resolved_from_the_ledger(
+    registry: RunningRegistry,
+    registry_session: aiohttp.ClientSession,
+    fault_proxy: FaultProxy,
+    database_url: str,
 ) -> None:
-    config, digests = await seed(registry, registry_session, registry.host, database_url)
-    host = registry.host
+    host = fault_proxy.host
+    config, digests = await seed(registry, registry_session, host, database_url)
+    heads = fault_proxy.count("HEAD")
     async with serving(config, database_url) as base:
         status, body = await get(f"{base}/spawner/v1/resolve?tag=w_2077_43")
         assert status == 200
@@ -69,17 +80,21 @@ async def test_a_tag_is_resolved_by_a_fresh_head(
             "prepulled": True,  # no nodes yet: vacuously prepulled (reference 4.6)
             "reference_with_digest": f"{host}/{REPO}:w_2077_43@{digests['weekly']}",
         }
-        # The tag moves in the registry; no refresh has seen it: the HEAD wins.
+        # The tag moves in the registry: the ledger answers until a refresh has seen it.
         moved = await registry.pusher(registry_session).push_image(
             REPO, ["w_2077_43"], variant="w43-rebuilt"
         )
-        status, body = await get(f"{base}/spawner/v1/resolve?reference={host}/{REPO}:w_2077_43")
-        assert status == 200
-        assert (body["digest"], body["aliases"]) == (moved, [])
+        query = f"reference={host}/{REPO}:w_2077_43"
+        status, body = await get(f"{base}/spawner/v1/resolve?{query}")
+        assert (status, body["digest"]) == (200, digests["weekly"])
         # A class comes from the prepull set as the ledger knows it.
         status, body = await get(f"{base}/spawner/v1/resolve?class=recommended")
         assert status == 200
         assert (body["name"], body["digest"]) == ("Recommended (Weekly 2077_43)", digests["weekly"])
+        assert fault_proxy.count("HEAD") == heads  # no registry request for any of them
+        assert (await refresh(config, database_url)).succeeded
+        status, body = await get(f"{base}/spawner/v1/resolve?{query}")
+        assert (status, body["digest"], body["aliases"]) == (200, moved, [])
 
 
 async def test_a_reference_with_a_digest_is_answered_from_the_ledger(
@@ -102,11 +117,11 @@ async def test_a_reference_with_a_digest_is_answered_from_the_ledger(
         status, body = await get(f"{base}/spawner/v1/resolve?reference={exp}")
         assert status == 200
         assert body["reference_with_digest"] == exp
-        # Without a digest the registry must answer: here it refuses.
-        status, body = await get(f"{base}/spawner/v1/resolve?tag=w_2077_42")
+        # A tag the ledger never resolved needs the registry: here it refuses.
+        status, body = await get(f"{base}/spawner/v1/resolve?tag=exp_random")
     assert status == 502
     assert body["detail"][0]["type"] == "registry_error"
-    assert "w_2077_42" in body["detail"][0]["msg"]
+    assert "exp_random" in body["detail"][0]["msg"]
 
 
 async def test_invalid_and_unknown_over_http(
@@ -153,7 +168,7 @@ async def test_registry_unreachable_is_502(
     config, _ = await seed(registry, registry_session, fault_proxy.host, database_url)
     await fault_proxy.stop()
     async with serving(config, database_url) as base:
-        status, body = await get(f"{base}/spawner/v1/resolve?tag=w_2077_43")
+        status, body = await get(f"{base}/spawner/v1/resolve?tag=exp_random")
     assert status == 502
     assert body["detail"][0]["type"] == "registry_error"
     assert "connection failed" in body["detail"][0]["msg"]
@@ -205,8 +220,10 @@ async def test_resolve_command(
     assert code == 2
     assert "exactly one of" in one_error_line(err)
 
+    code, out, _ = await cli("--tag", "exp_random", "--json", env=env)  # a HEAD
+    assert (code, json.loads(out)["digest"]) == (0, digests["exp"])
     await fault_proxy.stop()
-    code, _, err = await cli("--tag", "w_2077_43", env=env)
+    code, _, err = await cli("--tag", "exp_random", env=env)
     assert code == 4
     assert "cannot fetch the digest" in one_error_line(err)
 

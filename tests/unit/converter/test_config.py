@@ -89,6 +89,34 @@ def test_bad_images_section(images: dict[str, Any], message: str) -> None:
             r"@ \$\.lab\.tolerations\[0\]",
         ),
         ({"lab": {}}, r"missing required section 'images'"),
+        (
+            {"images": {"source": {"type": "docker", "repository": "../../x"}}},
+            r"^invalid configuration: repository: '\.\./\.\./x' is not a repository path .*"
+            r" @ \$\.images\.source$",
+        ),
+        (
+            {"images": {"source": {"type": "docker", "repository": "a/b", "registry": "a b"}}},
+            r"registry: 'a b' is not a registry host \(host or host:port\) @ \$\.images\.source$",
+        ),
+        (
+            {
+                "images": {
+                    "source": {
+                        "type": "google",
+                        "location": "us-central1",
+                        "projectId": "p",
+                        "repository": "R",
+                        "image": "lab",
+                    }
+                }
+            },
+            r"location, projectId, repository and image: 'p/R/lab' is not a repository path",
+        ),
+        (
+            {"images": {"source": SOURCE}, "lab": {"nodeSelector": {"zz": 1, "a.b/c_d": 2}}},
+            r"expected a string, got int @ \$\.lab\.nodeSelector\['zz'\]; expected a string,"
+            r" got int @ \$\.lab\.nodeSelector\['a\.b/c_d'\]$",
+        ),
         (["images"], r"expected a mapping"),
     ],
 )
@@ -122,7 +150,7 @@ def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5x", "m5", "5m garbage", "-5m"])
+@pytest.mark.parametrize("text", ["", "5x", "m5", "5m garbage", "-5m", "99999999999d"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
@@ -161,6 +189,34 @@ def test_queue_defaults_match_the_broker_defaults() -> None:
 
     config = parse_config({"images": {"source": SOURCE}})
     assert broker_settings(config, BrokerSettings().url, "imageledger") == BrokerSettings()
+
+
+def test_max_clock_skew() -> None:
+    assert parse_config({"images": {"source": SOURCE}}).queue.max_clock_skew == timedelta(minutes=5)
+    config = parse_config({"images": {"source": SOURCE}, "queue": {"maxClockSkew": "90s"}})
+    assert config.queue.max_clock_skew == timedelta(seconds=90)
+    with pytest.raises(ConfigError, match="max_clock_skew must be positive"):
+        parse_config({"images": {"source": SOURCE}, "queue": {"maxClockSkew": 0}})
+
+
+def test_http_section() -> None:
+    default = parse_config({"images": {"source": SOURCE}}).http
+    assert (default.resolve_cache_ttl, default.resolve_heads_per_minute) == (
+        timedelta(seconds=30),
+        60,
+    )
+    config = parse_config(
+        {"images": {"source": SOURCE},
+         "http": {"resolveCacheTtl": "2m", "resolveHeadsPerMinute": 5}}
+    )  # fmt: skip
+    assert (config.http.resolve_cache_ttl, config.http.resolve_heads_per_minute) == (
+        timedelta(minutes=2),
+        5,
+    )
+    with pytest.raises(ConfigError, match=r"resolve_heads_per_minute.*must be >= 1"):
+        parse_config({"images": {"source": SOURCE}, "http": {"resolveHeadsPerMinute": 0}})
+    with pytest.raises(ConfigError, match=r"extra fields found \(token\) @ \$\.http"):
+        parse_config({"images": {"source": SOURCE}, "http": {"token": "x"}})
 
 
 def test_bad_queue_section_is_named() -> None:

@@ -12,8 +12,12 @@ from hypothesis import strategies as st
 
 from worker.converter import decode_message, decode_outbound_message, encode_message
 from worker.domain.errors import MessageRejected
+from worker.domain.message_rules import check_clock
 from worker.domain.messages import (
     MAX_MESSAGE_BYTES,
+    MESSAGE_ID_REUSED,
+    Arrivals,
+    Delivery,
     ImagesChangedMessage,
     InboundMessage,
     InvalidFieldError,
@@ -24,6 +28,7 @@ from worker.domain.messages import (
     PrepullRequestedMessage,
     RefreshRequested,
     TaggedImage,
+    sort_arrivals,
 )
 from worker.domain.nodes import KubeletImage, Taint
 from worker.domain.references import DockerReference
@@ -144,6 +149,106 @@ def test_rejects_with_a_reason_naming_the_field(
     assert "\n" not in text
 
 
+INVENTORY_2024 = {**NODE_INVENTORY, "observed_at": "2024-01-01T00:00:00Z"}
+
+
+def _image(names: list[str], size: int = 1) -> list[dict[str, Any]]:
+    return [{"names": names, "sizeBytes": size}]
+
+
+@pytest.mark.parametrize(
+    ("routing_key", "raw", "expected"),
+    [
+        ("node.inventory", with_(INVENTORY_2024, node="Node_1"),
+         "not a DNS-1123 subdomain @ $.node"),
+        ("node.inventory", with_(INVENTORY_2024, node="n" * 254),
+         "at most 253 characters, got 254 @ $.node"),
+        ("node.gone", body({"node": "a..b", "observed_at": "2024-01-01T00:00:00Z"}),
+         "not a DNS-1123 subdomain @ $.node"),
+        ("node.inventory", with_(INVENTORY_2024, labels={"bad key": "x"}),
+         "not a qualified name @ $.labels['bad key']"),
+        ("node.inventory", with_(INVENTORY_2024, labels={"Example.com/zone": "a"}),
+         "key prefix 'Example.com' is not a DNS-1123 subdomain @ $.labels['Example.com/zone']"),
+        ("node.inventory", with_(INVENTORY_2024, labels={"zone": "v" * 64}),
+         "value must be at most 63 characters, got 64 @ $.labels['zone']"),
+        ("node.inventory", with_(INVENTORY_2024, labels={"zone": "-a"}),
+         "not a valid label value @ $.labels['zone']"),
+        ("node.inventory", with_(INVENTORY_2024, taints=[{"key": "k", "effect": "Never"}]),
+         "effect 'Never' is not one of NoSchedule, PreferNoSchedule, NoExecute"
+         " @ $.taints[0].effect"),
+        ("node.inventory", with_(INVENTORY_2024, taints=[{"key": "k/", "effect": "NoSchedule"}]),
+         "key name must not be empty @ $.taints[0].key"),
+        ("node.inventory", with_(INVENTORY_2024, images=_image(["r.io/a@sha256:zz"])),
+         "digest 'sha256:zz' is not sha256: and 64 lowercase hex digits @ $.images[0].names[0]"),
+        ("node.inventory", with_(INVENTORY_2024, images=_image(["r.io/a", "x" * 1025])),
+         "must be at most 1024 characters @ $.images[0].names[1]"),
+        ("node.inventory", with_(INVENTORY_2024, images=_image([], -1)),
+         "size -1 is out of range @ $.images[0].sizeBytes"),
+        ("node.inventory", with_(INVENTORY_2024, images=_image([], 2**63)),
+         "size 9223372036854775808 is out of range @ $.images[0].sizeBytes"),
+        ("node.inventory", with_(INVENTORY_2024, observed_at="1970-01-01T00:00:00Z"),
+         "time 1970-01-01T00:00:00+00:00 is before 2000-01-01 @ $.observed_at"),
+        ("node.inventory", with_(INVENTORY_2024, labels={"zone": "a\x00b"}),
+         "contains a NUL character at offset 1 @ $.labels.zone"),
+        ("node.inventory", b'{"node": "n\\ud800", "observed_at": "2024-01-01T00:00:00Z"}',
+         "contains an unpaired surrogate at offset 1 @ $.node"),
+        ("node.inventory", b'{"node": "n", "observed_at": "2024-01-01T00:00:00Z", "x\\u0000": 1}',
+         "key contains a NUL character at offset 1 @ $"),
+        ("prepull.pod_completed", with_(POD_COMPLETED, image=f"r.io/a:t@sha256:{'A' * 64}"),
+         "is not sha256: and 64 lowercase hex digits (or sha512: and 128) @ $.image"),
+        ("prepull.pod_completed", with_(POD_COMPLETED, image="r.io/a:t@md5:" + "0" * 32),
+         "digest 'md5:00000000000000000000000000000000' is not sha256: @ $.image"),
+        ("prepull.pod_completed", with_(POD_COMPLETED, pod="P" * 10),
+         "not a DNS-1123 subdomain @ $.pod"),
+        ("prepull.pod_completed", with_(POD_COMPLETED, pod="p" * 300),
+         "at most 253 characters, got 300 @ $.pod"),
+        ("prepull.pod_completed", with_(POD_COMPLETED, succeeded=False, reason="r" * 2049),
+         "must be at most 2048 characters, got 2049 @ $.reason"),
+        ("prepull.pod_completed", with_(POD_COMPLETED, finished_at="1999-12-31T23:59:59Z"),
+         "is before 2000-01-01 @ $.finished_at"),
+        ("refresh.request", body({"reason": "x" * 3000}), "at most 2048 characters @ $.reason"),
+        ("refresh.request", body({"requested_at": "0001-01-01T00:00:00Z"}),
+         "is before 2000-01-01 @ $.requested_at"),
+    ],
+)  # fmt: skip
+def test_rejects_values_postgresql_or_kubernetes_would_refuse(
+    routing_key: str, raw: bytes, expected: str
+) -> None:
+    text = reason(routing_key, raw)
+    parts = expected.split(" @ ")
+    assert parts[0] in text
+    assert text.endswith(f" @ {parts[1]}"), text
+
+
+def test_accepts_the_largest_values_within_the_rules() -> None:
+    inventory = {
+        **INVENTORY_2024,
+        "node": ".".join(["a" * 63] * 3) + "." + "b" * 61,  # 253 characters
+        "labels": {"example.com/" + "k" * 63: "v" * 63, "empty": ""},
+        "images": _image([f"r.io/a@sha512:{'0' * 128}"], 2**63 - 1),
+    }
+    message = decode_message("node.inventory", body(inventory))
+    assert isinstance(message, NodeInventory)
+    assert len(message.node) == 253
+
+
+def test_a_time_ahead_of_the_clock_is_refused_beyond_the_skew() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    skew = timedelta(minutes=5)
+    message = decode_message("node.inventory", body(INVENTORY_2024))
+    check_clock(message, now + timedelta(minutes=-5), skew)  # 5 minutes ahead: accepted
+    with pytest.raises(InvalidFieldError) as caught:
+        check_clock(message, now - timedelta(minutes=5, seconds=1), skew)
+    assert caught.value.field == "observed_at"
+    assert "is more than 5m ahead of the worker's clock" in caught.value.problem
+    far = decode_message(
+        "prepull.pod_completed", with_(POD_COMPLETED, finished_at="9999-01-01T00:00:00Z")
+    )
+    with pytest.raises(InvalidFieldError, match=r"^finished_at: time 9999"):
+        check_clock(far, now, skew)
+    check_clock(RefreshRequested(), now, skew)  # no time: nothing to check
+
+
 def test_rejects_bodies_over_one_mebibyte_before_parsing() -> None:
     raw = b'{"reason": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
     assert reason("refresh.request", raw).startswith(f"body of {len(raw)} bytes is over")
@@ -176,11 +281,13 @@ def test_outbound_messages_decode_strictly() -> None:
 
 # --------------------------------------------------------------------------- round trips
 
-_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
-_name = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20)
+_name = st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True)
+_label = st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,20}[A-Za-z0-9])?", fullmatch=True)
+_label_key = st.builds(lambda p, n: f"{p}/{n}" if p else n, st.none() | _name, _label)
 _zones = st.sampled_from([UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5))])
 _aware = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=_zones
+    min_value=datetime(2000, 1, 2), max_value=datetime(2200, 1, 1), timezones=_zones
 )
 _digest = st.from_regex(r"sha256:[0-9a-f]{64}", fullmatch=True)
 _reference = st.builds(
@@ -191,8 +298,10 @@ _reference = st.builds(
     _digest,
 )
 _sizes = st.none() | st.integers(min_value=0, max_value=2**53)
-_images = st.builds(KubeletImage, st.lists(_text, max_size=3).map(tuple), _sizes)
-_taints = st.builds(Taint, key=_text, effect=_text, value=st.none() | _text)
+_image_name = _reference.map(str) | _text.filter(lambda t: "@" not in t)
+_images = st.builds(KubeletImage, st.lists(_image_name, max_size=3).map(tuple), _sizes)
+_effects = st.sampled_from(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+_taints = st.builds(Taint, key=_label_key, effect=_effects, value=st.none() | _label)
 
 inbound_messages: st.SearchStrategy[InboundMessage] = st.one_of(
     st.builds(RefreshRequested, st.none() | _text, st.none() | _aware),
@@ -218,7 +327,7 @@ inbound_messages: st.SearchStrategy[InboundMessage] = st.one_of(
         NodeInventory,
         node=_name,
         observed_at=_aware,
-        labels=st.dictionaries(_text, _text, max_size=4),
+        labels=st.dictionaries(_label_key, _label | st.just(""), max_size=4),
         taints=st.lists(_taints, max_size=3).map(tuple),
         images=st.lists(_images, max_size=4).map(tuple),
         unschedulable=st.booleans(),
@@ -255,3 +364,24 @@ def test_inbound_round_trip(message: InboundMessage) -> None:
 @given(outbound_messages)
 def test_outbound_round_trip(message: OutboundMessage) -> None:
     assert decode_outbound_message(message.ROUTING_KEY, encode_message(message)) == message
+
+
+# --------------------------------------------------------------------------- one id, one effect
+
+
+def _delivery(message_id: str, body: str | None) -> Delivery:
+    return Delivery(RefreshRequested(), message_id, "refresh.request", body_sha256=body)
+
+
+def test_arrivals_sort_fresh_repeated_and_reused_ids() -> None:
+    batch = [
+        _delivery("a", "1"),  # folded before with this body
+        _delivery("b", "2"),  # folded before with another body
+        _delivery("c", "3"),  # new
+        _delivery("c", "3"),  # the same again, in this batch
+        _delivery("c", "4"),  # another body under the batch's own new id
+        _delivery("d", None),  # no body hash known: always folded
+    ]
+    arrivals = sort_arrivals(batch, {"a": "1", "b": "9"})
+    assert arrivals == Arrivals(fresh=(2, 5), repeated=(0, 3), reused=(1, 4))
+    assert MESSAGE_ID_REUSED == "message id reused with a different body"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import pytest
 from attrs import define, field
@@ -14,6 +16,7 @@ from worker.converter import ValidationError
 from worker.domain.errors import (
     InvalidDockerReferenceError,
     RegistryUnavailableError,
+    ResolveRateLimitedError,
     UnknownImageError,
 )
 from worker.domain.images import Repository, TagEntry
@@ -31,6 +34,7 @@ from worker.domain.spawner import (
     parse_reference,
     resolved_image,
 )
+from worker.services.fresh_digests import FreshDigests
 from worker.services.resolve import ImageResolver
 from worker.services.spawner import SpawnerCatalog
 
@@ -62,13 +66,21 @@ def test_invalid_references(text: str, message: str) -> None:
         parse_reference(text)
 
 
-def test_a_tag_is_always_fetched_fresh() -> None:
+def test_a_tag_is_answered_from_the_ledger_when_it_knows_the_digest() -> None:
     view = standard()[1]
-    assert lookup_tag(view, "w_2077_43") == FetchDigest(
-        "w_2077_43", 'Docker tag "w_2077_43" not found'
-    )
+    found = lookup_tag(view, "w_2077_43")
+    assert isinstance(found, Found)
+    assert (found.image.tag, found.image.digest) == ("w_2077_43", "sha256:5678")
     with pytest.raises(UnknownImageError, match=r'^Docker tag "unknown" not found$'):
         lookup_tag(view, "unknown")
+    cfg = c.config("standard")
+    entries = [TagEntry("w_2077_43", "sha256:5678"), TagEntry("exp_never_resolved", None)]
+    unresolved = SpawnerCatalog(MemoryLedger(cfg.images.repository, {}), cfg).build(
+        LedgerSnapshot(1, tuple(entries), ())
+    )
+    assert lookup_tag(unresolved, "exp_never_resolved") == FetchDigest(
+        "exp_never_resolved", 'Docker tag "exp_never_resolved" not found'
+    )
 
 
 def test_reference_lookups_follow_the_reference() -> None:
@@ -84,9 +96,13 @@ def test_reference_lookups_follow_the_reference() -> None:
     found = lookup(f"{REPO}:latest_weekly@sha256:9999")
     assert isinstance(found, Found)
     assert (found.image.tag, found.image.digest) == ("latest_weekly", "sha256:9999")
-    # Without a digest the registry is asked.
-    assert lookup(f"{REPO}:recommended") == FetchDigest(
-        "recommended", f'Docker reference "{REPO}:recommended" not found'
+    # Without a digest the ledger's digest is the answer; the registry only for a tag whose
+    # digest the ledger never learned.
+    found = lookup(f"{REPO}:recommended")
+    assert isinstance(found, Found)
+    assert (found.image.tag, found.image.digest) == ("recommended", "sha256:5678")
+    assert lookup(f"{REPO}:latest_weekly") == FetchDigest(
+        "latest_weekly", f'Docker reference "{REPO}:latest_weekly" not found'
     )
 
 
@@ -167,9 +183,14 @@ class MemoryRegistry:
 
     tags: dict[str, str]
     down: bool = False
+    heads: list[str] = field(factory=list)
+    """The tags HEADed, in order (what the registry saw)."""
+    delay: float = 0.0
 
     async def resolve(self, tags: Sequence[str]) -> Mapping[str, HeadResult]:
         out: dict[str, HeadResult] = {}
+        self.heads.extend(tags)
+        await asyncio.sleep(self.delay)
         for tag in tags:
             if self.down:
                 out[tag] = HeadFailed("connection failed")
@@ -183,32 +204,41 @@ class MemoryRegistry:
 def service() -> tuple[MemoryLedger, MemoryRegistry, ImageResolver, SpawnerCatalog]:
     cfg = c.config("standard")
     tags = {t: e.digest for t, e in ((e.tag, e) for e in c.entries("docker", cfg))}
+    tags |= {"exp_unresolved": None, "exp_other": None}  # listed, never HEADed by a refresh
     ledger = MemoryLedger(cfg.images.repository, dict(tags), c.nodes("standard"))
     registry = MemoryRegistry({t: d for t, d in tags.items() if d is not None})
     views = SpawnerCatalog(ledger, cfg)
-    return ledger, registry, ImageResolver(views, lambda: registry), views
+    heads = FreshDigests(lambda: registry, ttl=timedelta(seconds=30), per_minute=60)
+    return ledger, registry, ImageResolver(views, heads), views
 
 
-async def test_a_moved_tag_resolves_to_its_new_digest_with_its_new_aliases() -> None:
+async def test_the_ledger_answers_and_a_head_is_made_only_for_an_unresolved_tag() -> None:
     _, registry, resolver, _ = service()
-    registry.tags["w_2077_43"] = "sha256:1234"  # moved onto the daily, no refresh yet
+    registry.tags["w_2077_43"] = "sha256:1234"  # moved in the registry, no refresh yet
     image = await resolver.for_tag("w_2077_43")
-    assert (image.digest, image.aliases) == ("sha256:1234", ("d_2077_10_23", "latest_daily"))
+    assert (image.digest, image.aliases) == ("sha256:5678", ("latest_weekly", "recommended"))
+    assert registry.heads == []  # the ledger knew
+    registry.tags["exp_unresolved"] = "sha256:1234"  # the daily's digest
+    image = await resolver.for_tag("exp_unresolved")
+    assert (image.digest, image.aliases) == (
+        "sha256:1234",
+        ("d_2077_10_23", "latest_daily"),
+    )
     assert image.prepulled is False  # node2 lacks the daily
     image = await resolver.for_reference(f"{REPO}:recommended")
     assert (image.digest, image.name) == ("sha256:5678", "Recommended (Weekly 2077_43)")
+    assert registry.heads == ["exp_unresolved"]
 
 
-async def test_the_three_errors() -> None:
+async def test_the_errors() -> None:
     _, registry, resolver, _ = service()
     with pytest.raises(InvalidDockerReferenceError):
         await resolver.for_reference("nonsense")
-    del registry.tags["d_2077_10_23"]  # gone from the registry since the last refresh
-    with pytest.raises(UnknownImageError, match=r'^Docker tag "d_2077_10_23" not found$'):
-        await resolver.for_tag("d_2077_10_23")
+    with pytest.raises(UnknownImageError, match=r'^Docker tag "exp_unresolved" not found$'):
+        await resolver.for_tag("exp_unresolved")  # gone from the registry since the refresh
     registry.down = True
-    with pytest.raises(RegistryUnavailableError, match="w_2077_43: connection failed"):
-        await resolver.for_tag("w_2077_43")
+    with pytest.raises(RegistryUnavailableError, match="exp_other: connection failed"):
+        await resolver.for_tag("exp_other")
     # A digest of the prepull set needs no registry.
     image = await resolver.for_reference(f"{REPO}:w_2077_43@sha256:5678")
     assert image.reference_with_digest == f"{REPO}:w_2077_43@sha256:5678"
@@ -224,3 +254,60 @@ async def test_the_view_is_cached_until_the_log_grows() -> None:
     second = await views.current()
     assert second is not first
     assert [n.name for n in second.view.nodes] == ["node1"]
+
+
+# --------------------------------------------------------------------------- fresh HEADs
+
+
+@define
+class Clock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_asks_share_one_head_and_its_answer_stands_for_the_ttl() -> None:
+    registry = MemoryRegistry({"a": "sha256:1", "b": "sha256:2"}, delay=0.05)
+    clock = Clock()
+    heads = FreshDigests(lambda: registry, ttl=timedelta(seconds=30), per_minute=60, clock=clock)
+    answers = await asyncio.gather(*(heads.head(t) for t in ["a", "b"] * 200))
+    assert answers == [HeadFound("sha256:1"), HeadFound("sha256:2")] * 200
+    assert sorted(registry.heads) == ["a", "b"]
+    clock.now = 29.9
+    registry.tags["a"] = "sha256:9"
+    assert await heads.head("a") == HeadFound("sha256:1")  # still the cached answer
+    clock.now = 30.1
+    assert await heads.head("a") == HeadFound("sha256:9")
+    assert registry.heads.count("a") == 2
+    del registry.tags["b"]
+    clock.now = 61.0
+    assert await heads.head("b") == HeadMissing()  # a 404 is an answer too
+
+
+async def test_a_failed_head_is_not_kept() -> None:
+    registry = MemoryRegistry({"a": "sha256:1"}, down=True)
+    heads = FreshDigests(lambda: registry, ttl=timedelta(seconds=30), per_minute=60)
+    assert isinstance(await heads.head("a"), HeadFailed)
+    registry.down = False
+    assert await heads.head("a") == HeadFound("sha256:1")
+
+
+async def test_past_the_budget_a_head_is_refused_with_the_wait() -> None:
+    registry = MemoryRegistry({f"t{i}": f"sha256:{i}" for i in range(100)})
+    clock = Clock()
+    heads = FreshDigests(lambda: registry, ttl=timedelta(seconds=30), per_minute=6, clock=clock)
+    for i in range(6):  # a burst of the whole budget
+        await heads.head(f"t{i}")
+    with pytest.raises(ResolveRateLimitedError) as refused:
+        await heads.head("t6")
+    assert refused.value.retry_after == 10  # one HEAD every 60 / 6 seconds
+    assert refused.value.http_status == 429
+    assert await heads.head("t0") == HeadFound("sha256:0")  # cached answers cost nothing
+    clock.now = 9.0
+    with pytest.raises(ResolveRateLimitedError) as refused:
+        await heads.head("t6")
+    assert refused.value.retry_after == 1
+    clock.now = 10.0
+    assert await heads.head("t6") == HeadFound("sha256:6")
+    assert len(registry.heads) == 7

@@ -20,6 +20,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from worker.adapters.broker.consumer import (
+    Admission,
     BatchConsumer,
     BatchHandler,
     body_message_id,
@@ -58,6 +59,7 @@ __all__ = [
     "QUEUE_HEADER",
     "REASON_HEADER",
     "ROUTING_KEY_HEADER",
+    "Admission",
     "BatchHandler",
     "Broker",
     "BrokerError",
@@ -266,21 +268,32 @@ class Broker:
         *,
         transient: tuple[type[BaseException], ...] = (TransientError,),
         outage: str = "database",
+        admit: Admission | None = None,
     ) -> None:
         """Start a batch consumer on the work queue bound to ``routing_key``.
 
         ``handler`` gets lists of ``Delivery`` and must commit before returning; it raises
         one of ``transient`` (database away) to have the whole batch held — not
         acknowledged, no attempt counted, consuming paused — and handed to it again with
-        back-off until it commits; anything else to have the failing messages isolated and
-        retried through the delay queue up to ``max_attempts`` times, then dead-lettered.
+        back-off until it commits; ``DeliveriesRejected`` to have the messages it names
+        dead-lettered at once and the rest handled again; anything else to have the failing
+        messages isolated and retried through the delay queue up to ``max_attempts``
+        times, then dead-lettered. ``admit``, if given, sees each decoded delivery first
+        and raises MessageRejected to dead-letter it on arrival.
         ``outage`` names, in the log, what a held batch waits for.
         """
         if self._connection is None:
             raise BrokerError("the broker is not connected (call connect() first)")
         queue = self._topology.queue_for(routing_key)
         consumer = BatchConsumer(
-            self._topology, queue, handler, self._settings, self._metrics, transient, outage
+            self._topology,
+            queue,
+            handler,
+            self._settings,
+            self._metrics,
+            transient,
+            outage,
+            admit,
         )
         await consumer.start(self._connection)
         self._consumers.append(consumer)

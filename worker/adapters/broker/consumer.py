@@ -39,12 +39,18 @@ from worker.adapters.broker.topology import (
 )
 from worker.converter import decode_delivery
 from worker.domain.errors import MessageRejected, TransientError
-from worker.domain.messages import INBOUND_MESSAGES, Delivery
+from worker.domain.messages import INBOUND_MESSAGES, DeliveriesRejected, Delivery
 
-__all__ = ["BatchConsumer", "BatchHandler", "body_message_id", "queue_label"]
+__all__ = ["Admission", "BatchConsumer", "BatchHandler", "body_message_id", "queue_label"]
 
 BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 """Handles a batch in one transaction; returns once it committed, raises to retry."""
+Admission = Callable[[Delivery], None]
+"""Checks a decoded delivery before it is handled; raises MessageRejected to dead-letter it
+on its first arrival (a time too far ahead of the worker's clock)."""
+
+JSON = "application/json"
+"""The only content type the worker accepts (RFC 8259: JSON is UTF-8)."""
 
 MAX_REASON_LENGTH = 1000
 _LOST = (
@@ -86,6 +92,15 @@ def _copied_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
     return {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
 
 
+def _check_content_type(content_type: str | None) -> None:
+    """``application/json`` (a ``charset=utf-8`` parameter allowed), else MessageRejected."""
+    media, _, parameters = (content_type or "").partition(";")
+    charset = parameters.strip().lower().replace(" ", "")
+    if media.strip().lower() != JSON or charset not in ("", "charset=utf-8"):
+        got = repr(content_type) if content_type else "none"
+        raise MessageRejected(f"content type must be {JSON}, got {got}")
+
+
 def _is_live(message: AbstractIncomingMessage) -> bool:
     try:
         return not message.channel.is_closed
@@ -110,9 +125,11 @@ class BatchConsumer:
         metrics: BrokerMetrics,
         transient: tuple[type[BaseException], ...] = (TransientError,),
         outage: str = "database",
+        admit: Admission | None = None,
     ) -> None:
         self._outage = outage
         self._topology = topology
+        self._admit = admit
         self._queue = queue
         self._label = queue_label(topology, queue.name)
         self._handler = handler
@@ -124,6 +141,7 @@ class BatchConsumer:
         self._channel: AbstractChannel | None = None
         self._task: asyncio.Task[None] | None = None
         self._pause = 0.0
+        self._rejected: list[AbstractIncomingMessage] = []
 
     @property
     def queue(self) -> str:
@@ -226,6 +244,7 @@ class BatchConsumer:
         """Give every message its fate (all but the ack)."""
         accepted: list[tuple[AbstractIncomingMessage, Delivery]] = []
         rejected: list[AbstractIncomingMessage] = []
+        self._rejected = rejected  # dead-lettered: by decoding, or by the handler
         for message in live:
             try:
                 accepted.append((message, self._decode(message)))
@@ -283,38 +302,64 @@ class BatchConsumer:
             raise MessageRejected(
                 f"unknown routing key {routing_key!r} for queue {self._queue.name!r}"
             )
-        return Delivery(
+        _check_content_type(message.content_type)
+        body_hash = hashlib.sha256(message.body).hexdigest()
+        delivery = Delivery(
             message=decode_delivery(routing_key, message.body),
-            message_id=message.message_id or body_message_id(message.body),
+            message_id=message.message_id or f"sha256:{body_hash}",
             routing_key=routing_key,
             attempt=_attempt(headers.get(ATTEMPT_HEADER)),
+            body_sha256=body_hash,
         )
+        if self._admit is not None:
+            self._admit(delivery)
+        return delivery
 
     async def _handle(
         self, items: list[tuple[AbstractIncomingMessage, Delivery]]
     ) -> list[tuple[AbstractIncomingMessage, Delivery, BaseException]]:
-        """Run the handler; on a non-transient failure, halve the batch to isolate the
-        messages that fail on their own. Returns those messages with their errors."""
+        """Run the handler; dead-letter what it rejects for good and run it on the rest; on
+        another non-transient failure, halve the batch to isolate the messages that fail on
+        their own. Returns those messages with their errors."""
+        settled = {id(m) for m in self._rejected}
+        items = [item for item in items if id(item[0]) not in settled]
+        if not items:
+            return []
         started = time.monotonic()
         try:
             await self._handler([d for _, d in items])
         except self._transient:
             raise
+        except DeliveriesRejected as exc:
+            if not set(exc.reasons) & set(range(len(items))):
+                return await self._isolate(items, exc)
+            for i, (message, delivery) in enumerate(items):
+                if i in exc.reasons:
+                    await self._dead_letter(message, exc.reasons[i], delivery)
+                    self._rejected.append(message)
+            return await self._handle(items)
         except Exception as exc:
-            if len(items) == 1:
-                message, delivery = items[0]
-                log.exception(
-                    "handler failed",
-                    queue=self._queue.name,
-                    message_id=delivery.message_id,
-                    routing_key=delivery.routing_key,
-                    attempt=delivery.attempt,
-                )
-                return [(message, delivery, exc)]
-            middle = len(items) // 2
-            return await self._handle(items[:middle]) + await self._handle(items[middle:])
+            return await self._isolate(items, exc)
         self._metrics.batch_handled(self._label, len(items), time.monotonic() - started)
         return []
+
+    async def _isolate(
+        self, items: list[tuple[AbstractIncomingMessage, Delivery]], exc: Exception
+    ) -> list[tuple[AbstractIncomingMessage, Delivery, BaseException]]:
+        """The handler failed on ``items``: the failing one, or each half handled again."""
+        if len(items) == 1:
+            message, delivery = items[0]
+            log.error(
+                "handler failed",
+                queue=self._queue.name,
+                message_id=delivery.message_id,
+                routing_key=delivery.routing_key,
+                attempt=delivery.attempt,
+                exc_info=exc,
+            )
+            return [(message, delivery, exc)]
+        middle = len(items) // 2
+        return await self._handle(items[:middle]) + await self._handle(items[middle:])
 
     async def _retry(
         self, message: AbstractIncomingMessage, delivery: Delivery, error: BaseException
@@ -402,7 +447,7 @@ class BatchConsumer:
         copy = aio_pika.Message(
             message.body,
             headers=headers,
-            content_type=message.content_type or "application/json",
+            content_type=message.content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             expiration=expiration,

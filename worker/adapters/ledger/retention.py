@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.messages import PRUNE_MESSAGES
 
 __all__ = ["PruneReport", "prune"]
 
@@ -30,15 +31,19 @@ class PruneReport:
     cutoff: datetime
     outbox: int
     dry_run: bool
+    messages: int = 0
+    """``ledger.messages`` rows (folded message ids) recorded before the cutoff."""
 
 
 async def prune(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool = False) -> PruneReport:
     """Delete outbox rows published before ``cutoff`` (except ``prepull.complete`` rows of
-    current targets); a dry run counts and rolls back. Unpublished rows are never touched."""
+    current targets) and the ids of messages folded before it (``ledger.messages``); a dry
+    run counts and rolls back. Unpublished rows are never touched."""
     async with translate_errors("prune"), engine.connect() as conn:
         transaction = await conn.begin()
         try:
             outbox = (await conn.execute(text(_OUTBOX), {"cutoff": cutoff})).rowcount
+            messages = (await conn.execute(text(PRUNE_MESSAGES), {"cutoff": cutoff})).rowcount
         except BaseException:
             await transaction.rollback()
             raise
@@ -46,4 +51,4 @@ async def prune(engine: AsyncEngine, cutoff: datetime, *, dry_run: bool = False)
             await transaction.rollback()
         else:
             await transaction.commit()
-    return PruneReport(cutoff, outbox, dry_run)
+    return PruneReport(cutoff, outbox, dry_run, messages)

@@ -36,6 +36,7 @@ __all__ = [
     "image_presence",
     "images",
     "menu_entries",
+    "messages",
     "metadata",
     "node_images",
     "nodes",
@@ -247,6 +248,16 @@ outbox = Table(
     _stamp("created_at"),
     Column("published_at", Time),
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("message_id", Key, primary_key=True),
+    Column("body_sha256", Key, nullable=False),
+    Column("routing_key", Key, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Index("ix_messages_recorded_at", "recorded_at"),
 )
 
 PROJECTION_TABLES = (

@@ -26,16 +26,19 @@ INSERT INTO ledger.outbox (message_id, routing_key, body, headers, published_at)
      now() - interval '40 days'),
     ('complete-gone', 'prepull.complete', '{{"digest": "{OLD_TARGET}"}}', '{{}}',
      now() - interval '40 days');
+INSERT INTO ledger.messages (message_id, body_sha256, routing_key, recorded_at) VALUES
+    ('folded-old', 'aa', 'node.inventory', now() - interval '40 days'),
+    ('folded-recent', 'bb', 'node.inventory', now() - interval '1 day');
 """
 
 
-async def _ids(url: str) -> list[str]:
+async def _ids(url: str, table: str = "outbox") -> list[str]:
     db = await asyncpg.connect(raw_url(url))
     try:
-        outbox = await db.fetch("SELECT message_id FROM ledger.outbox ORDER BY 1")
+        rows = await db.fetch(f"SELECT message_id FROM ledger.{table} ORDER BY 1")
     finally:
         await db.close()
-    return [r[0] for r in outbox]
+    return [r[0] for r in rows]
 
 
 async def _setup(url: str) -> None:
@@ -53,14 +56,15 @@ def test_prune_keeps_recent_unsent_and_current_completions(database_url: str) ->
     dry = runner.invoke(main, ["prune", "--dry-run", "--json"], env=env)
     assert dry.exit_code == 0, dry.output
     counted = json.loads(dry.output)
-    assert (counted["outbox"], counted["dry_run"]) == (2, True)
+    assert (counted["outbox"], counted["messages"], counted["dry_run"]) == (2, 1, True)
     assert asyncio.run(_ids(database_url)) == [
         "complete-gone", "complete-target", "sent-old", "sent-recent", "unsent-old"
     ]  # fmt: skip
     done = runner.invoke(main, ["prune"], env=env)
     assert done.exit_code == 0, done.output
-    assert done.output.startswith("deleted 2 published outbox rows")
+    assert done.output.startswith("deleted 2 published outbox rows and 1 folded message ids")
     assert asyncio.run(_ids(database_url)) == ["complete-target", "sent-recent", "unsent-old"]
+    assert asyncio.run(_ids(database_url, "messages")) == ["folded-recent"]
 
 
 def test_prune_refuses_a_short_or_bad_age() -> None:
@@ -73,6 +77,13 @@ def test_prune_refuses_a_short_or_bad_age() -> None:
     bad = runner.invoke(main, ["prune", "--older-than", "soon"])
     assert bad.exit_code == 2
     assert bad.output.startswith("imageledger: error: --older-than 'soon': cannot parse duration")
+    for age, problem in [
+        ("99999999999d", "duration '99999999999d' is too long"),
+        ("999999d", "reaches back before the year 1"),
+    ]:
+        huge = runner.invoke(main, ["prune", "--older-than", age])
+        assert huge.exit_code == 2
+        assert huge.output == f"imageledger: error: --older-than {age!r}: {problem}\n"
 
 
 def test_prune_on_a_missing_database_is_one_line() -> None:

@@ -12,19 +12,22 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.database import LedgerError, translate_errors
 from worker.adapters.ledger.derived import gating, log_head, offers
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.messages import record_messages, recorded_bodies
+from worker.adapters.ledger.migrate import current_revision, revisions
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
 from worker.domain.changes import Gating, Offer, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
-from worker.domain.messages import Outgoing
+from worker.domain.messages import Delivery, Outgoing
 from worker.domain.node_observation import KnownNode
 from worker.domain.prepull import (
     Fact,
@@ -40,6 +43,8 @@ from worker.domain.prepull import (
 from worker.domain.projection import NodeRow
 
 __all__ = ["LedgerStatus", "WorkStore", "WorkUnit"]
+
+log = structlog.get_logger(__name__)
 
 _TARGETS = (
     "SELECT registry, repository, tag, digest, position FROM ledger.prepull_targets"
@@ -173,6 +178,15 @@ class WorkUnit:
             rows = await self._tx.driver.fetch(_TYPES, list(result.positions))
         return {r[0]: int(r[1]) for r in rows}
 
+    async def recorded_bodies(self, message_ids: Iterable[str]) -> dict[str, str]:
+        """Message id -> body hash, for the ids already folded."""
+        return await recorded_bodies(self._tx.driver, message_ids)
+
+    async def record_messages(self, deliveries: Sequence[Delivery]) -> None:
+        """Record these deliveries' ids and body hashes in this transaction."""
+        rows = [(d.message_id, d.body_sha256 or "", d.routing_key) for d in deliveries]
+        await record_messages(self._tx.driver, rows)
+
     async def write_outbox(self, messages: Sequence[Outgoing]) -> int:
         """Store outbound messages in this transaction; a known id adds nothing."""
         return await write_outbox(self._tx.driver, messages)
@@ -204,10 +218,22 @@ class WorkStore:
 
 
 class LedgerStatus:
-    """Cheap reads for ``/healthz`` and the refresh schedule."""
+    """Cheap reads for ``/readyz``, ``/metrics`` and the refresh schedule."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._head: str | None = None
+
+    async def schema_at_head(self) -> bool:
+        """Whether the database's schema is at the newest migration this worker knows (read
+        from the migration scripts once); False when either cannot be read."""
+        try:
+            if self._head is None:
+                self._head = revisions()[-1]
+            return await current_revision(self._engine) == self._head
+        except LedgerError as exc:
+            log.warning("cannot compare the schema with the migrations", error=str(exc))
+            return False
 
     async def reachable(self) -> bool:
         """Whether the database answers a trivial query."""
