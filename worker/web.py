@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +15,7 @@ from worker import converter as wire
 from worker.domain.errors import ImageLedgerError, ResolveRateLimitedError
 from worker.factory import METRICS_CONTENT_TYPE, Console, Runtime
 from worker.services.resolve import ImageName
-from worker.status_page import add_status_page, configured_token
+from worker.status_page import add_status_page, matches
 
 __all__ = ["create_app", "serve"]
 
@@ -58,18 +57,23 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 """What answers without the bearer token: the probes and the metrics."""
 
 
+def _status_page(path: str) -> bool:
+    """The status page's routes, which check the same token themselves (answering a browser
+    with a sign-in form rather than a bare 401)."""
+    return path in ("/", "/signin") or path.startswith(("/images/", "/nodes/"))
+
+
 def bearer_token(token: str) -> Middleware:
-    """Every path but ``OPEN_PATHS`` (the spawner API, and anything unknown) requires
-    ``Authorization: Bearer <token>``, compared in constant time; else 401 with
-    ``WWW-Authenticate: Bearer``."""
-    expected = token.encode()
+    """Every path but ``OPEN_PATHS`` and the status page's (the spawner API, and anything
+    unknown) requires ``Authorization: Bearer <token>``, compared in constant time by the
+    one check the status page uses too; else 401 with ``WWW-Authenticate: Bearer``."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or _status_page(request.path):
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+        if scheme.lower() == "bearer" and matches(given.strip(), token):
             return await handler(request)
         response = _error(401, "unauthorized", "a valid bearer token is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="imageledger"'
@@ -142,7 +146,8 @@ async def spawner_resolve(request: web.Request) -> web.Response:
 
 
 def create_app(runtime: Runtime, token: str | None = None) -> web.Application:
-    """The aiohttp application of one worker; with ``token``, the spawner API requires it."""
+    """The aiohttp application of one worker; with ``token``, the spawner API and the
+    status page require it (the probes and ``/metrics`` never do)."""
     middlewares = [errors] if token is None else [bearer_token(token), errors]
     app = web.Application(middlewares=middlewares)
     app[_RUNTIME] = runtime
@@ -153,7 +158,7 @@ def create_app(runtime: Runtime, token: str | None = None) -> web.Application:
     app.router.add_get("/spawner/v1/images", spawner_images)
     app.router.add_get("/spawner/v1/prepulls", spawner_prepulls)
     app.router.add_get("/spawner/v1/resolve", spawner_resolve)
-    add_status_page(app, Console(runtime), configured_token())
+    add_status_page(app, Console(runtime), token)
     return app
 
 

@@ -5,6 +5,6 @@ The package face: ``add_status_page`` puts its routes on the worker's aiohttp ap
 """
 
 from worker.status_page.routes import add_status_page
-from worker.status_page.token import TOKEN_ENV, authorized, configured_token
+from worker.status_page.token import authorized, matches
 
-__all__ = ["TOKEN_ENV", "add_status_page", "authorized", "configured_token"]
+__all__ = ["add_status_page", "authorized", "matches"]

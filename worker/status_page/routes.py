@@ -109,7 +109,7 @@ async def sign_in(request: web.Request) -> web.Response:
 
 def add_status_page(app: web.Application, console: Console, token: str | None) -> None:
     """Serve the status page on ``app``: its routes and templates (package data). With a
-    ``token`` (``configured_token()``: ``IMAGELEDGER_HTTP_TOKEN``) the pages need it."""
+    ``token`` (the worker's ``IMAGELEDGER_HTTP_TOKEN``, read by the factory) the pages need it."""
     app[_CONSOLE] = console
     app[_TOKEN] = token
     loader = jinja2.PackageLoader("worker.status_page", "templates")

@@ -9,21 +9,12 @@ in constant time.
 from __future__ import annotations
 
 import hmac
-import os
-from collections.abc import Mapping
 
 from aiohttp import web
 
-__all__ = ["COOKIE", "TOKEN_ENV", "authorized", "configured_token", "matches", "presented_token"]
+__all__ = ["COOKIE", "authorized", "matches", "presented_token"]
 
-TOKEN_ENV = "IMAGELEDGER_HTTP_TOKEN"
 COOKIE = "imageledger_token"
-
-
-def configured_token(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The token from the environment; None (no protection) when unset or blank."""
-    value = environ.get(TOKEN_ENV, "").strip()
-    return value or None
 
 
 def matches(given: str | None, token: str) -> bool:

@@ -179,7 +179,7 @@ async def test_the_pages_obey_the_token(
     config = make_config("127.0.0.1:9")  # no refresh: the registry is never asked
     async with (
         factory.runtime(config, broker_settings, database_url) as runtime,
-        serve(runtime, "127.0.0.1", 0) as port,
+        serve(runtime, "127.0.0.1", 0, token=factory.http_token()) as port,
         aiohttp.ClientSession() as http,
     ):
         base = f"http://127.0.0.1:{port}"
