@@ -22,7 +22,7 @@ from aiohttp import web
 
 from worker.domain.errors import KubeUnavailableError, MessageRejected, TransientError
 from worker.domain.messages import Delivery, PrepullRequestedMessage
-from worker.factory import METRICS_CONTENT_TYPE, BridgeRuntime
+from worker.factory import METRICS_CONTENT_TYPE, BridgeRuntime, unless_stopped
 
 __all__ = ["HELD", "Bridge", "serve_bridge"]
 
@@ -97,16 +97,8 @@ class Bridge:
             await self.stop()
 
     async def _connect_unless_stopped(self, stop: asyncio.Event) -> bool:
-        connecting = asyncio.create_task(self._rt.broker.connect())
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if connecting in done:
-            connecting.result()
+        if await unless_stopped(self._rt.broker.connect(), stop):
             return True
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connecting
         log.info("bridge stopped before RabbitMQ was reached")
         return False
 

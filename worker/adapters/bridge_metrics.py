@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from worker.adapters.broker_counters import BrokerCounters
+
 __all__ = ["BridgeCounts", "BridgeMetrics", "BridgeState"]
 
 
@@ -64,25 +66,31 @@ class _CountersCollector(Collector):
             "Prepull requests past their deadline (no pod)",
             value=c.requests_expired,
         )
-        done = CounterMetricFamily(
+        yield _by_labels(
             "imageledger_bridge_pods_completed",
             "Prepull pods reported, by outcome and reason",
-            labels=["outcome", "reason"],
+            ["outcome", "reason"],
+            c.completions,
         )
-        for (outcome, reason), count in sorted(c.completions.items()):
-            done.add_metric([outcome, reason], count)
-        yield done
-        restarts = CounterMetricFamily(
+        yield _by_labels(
             "imageledger_bridge_watch_restarts",
             "Watches started again, by resource and cause (expired: 410; error)",
-            labels=["resource", "cause"],
+            ["resource", "cause"],
+            c.watch_restarts,
         )
-        for (resource, cause), count in sorted(c.watch_restarts.items()):
-            restarts.add_metric([resource, cause], count)
-        yield restarts
 
 
-class BridgeMetrics:
+def _by_labels(
+    name: str, documentation: str, labels: list[str], counts: Mapping[tuple[str, str], int]
+) -> CounterMetricFamily:
+    """A counter family with one series per label pair, in sorted order."""
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric(list(values), count)
+    return family
+
+
+class BridgeMetrics(BrokerCounters):
     """The bridge's counters (from the services) and the broker's hooks (``BrokerMetrics``)
     for its request queue and its publishes."""
 
@@ -107,24 +115,8 @@ class BridgeMetrics:
             registry=r,
         )  # fmt: skip
 
-    def consumed(self, queue: str, count: int) -> None:
-        """Requests decoded and handed to the launcher."""
-        self._consumed.labels(queue).inc(count)
-
-    def dead_lettered(self, routing_key: str, reason: str, count: int) -> None:
-        """Requests that went to the dead-letter queue, by reason class."""
-        self._dead.labels(routing_key, reason).inc(count)
-
-    def retried(self, queue: str, count: int) -> None:
-        """Requests sent to the delay queue."""
-        self._retried.labels(queue).inc(count)
-
     def batch_handled(self, queue: str, size: int, seconds: float) -> None:
         """Nothing: the bridge's batches are its launches, counted as pods created."""
-
-    def published(self, routing_key: str, count: int) -> None:
-        """Messages published and confirmed."""
-        self._published.labels(routing_key).inc(count)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from worker.adapters.broker_counters import BrokerCounters
 from worker.domain.events import RefreshCompleted, RefreshFailed
 from worker.domain.figures import (
     DEAD_LETTER_REASONS,
@@ -43,7 +44,7 @@ _REFRESH_SECONDS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 _TARGET = ("registry", "repository", "tag")
 
 
-class WorkerMetrics:
+class WorkerMetrics(BrokerCounters):
     """Counters, histograms and gauges; implements the broker's ``BrokerMetrics`` hooks."""
 
     def __init__(self) -> None:
@@ -113,27 +114,11 @@ class WorkerMetrics:
         for reason in REFRESH_FAILURE_REASONS:
             self._failures.labels(reason)
 
-    # BrokerMetrics hooks
-    def consumed(self, queue: str, count: int) -> None:
-        """Messages decoded and handed to the handler."""
-        self._consumed.labels(queue).inc(count)
-
-    def dead_lettered(self, routing_key: str, reason: str, count: int) -> None:
-        """Messages that went to the dead-letter queue, by routing key and reason class."""
-        self._dead.labels(routing_key, reason).inc(count)
-
-    def retried(self, queue: str, count: int) -> None:
-        """Messages sent to the delay queue."""
-        self._retried.labels(queue).inc(count)
-
+    # BrokerMetrics hooks (the others: BrokerCounters)
     def batch_handled(self, queue: str, size: int, seconds: float) -> None:
         """A batch committed: its size and how long it took."""
         self._batch.labels(queue).observe(size)
         self._fold.labels(queue).observe(seconds)
-
-    def published(self, routing_key: str, count: int) -> None:
-        """Messages published and confirmed."""
-        self._published.labels(routing_key).inc(count)
 
     # the registry client's hook
     def registry_request(self, method: str, status: int | None) -> None:

@@ -77,51 +77,51 @@ class CachedImage:
 
 
 @frozen(kw_only=True)
-class RefreshStarted:
+class _RepositoryFact:
+    """The source every registry, prepull and policy event names: registry host and path."""
+
+    registry: str
+    repository: str
+
+
+@frozen(kw_only=True)
+class RefreshStarted(_RepositoryFact):
     """A refresh of one repository began (optional: a no-change refresh records only its end)."""
 
     TYPE: ClassVar[str] = "refresh.started"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     refresh_id: str
     occurred_at: datetime = _occurred_at()
 
 
 @frozen(kw_only=True)
-class TagDiscovered:
+class TagDiscovered(_RepositoryFact):
     """A tag appeared in the repository's tag list; its digest when it was resolved at once."""
 
     TYPE: ClassVar[str] = "tag.discovered"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str
     digest: str | None
     occurred_at: datetime = _occurred_at()
 
 
 @frozen(kw_only=True)
-class TagResolved:
+class TagResolved(_RepositoryFact):
     """A known tag whose digest was unknown got its first digest (DOMAIN.md difference 8)."""
 
     TYPE: ClassVar[str] = "tag.resolved"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str
     digest: str
     occurred_at: datetime = _occurred_at()
 
 
 @frozen(kw_only=True)
-class TagMoved:
+class TagMoved(_RepositoryFact):
     """A tag now points to another digest."""
 
     TYPE: ClassVar[str] = "tag.moved"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str
     old_digest: str
     new_digest: str
@@ -129,20 +129,18 @@ class TagMoved:
 
 
 @frozen(kw_only=True)
-class TagRemoved:
+class TagRemoved(_RepositoryFact):
     """A tag left the tag list, or its manifest answered 404 (difference 6)."""
 
     TYPE: ClassVar[str] = "tag.removed"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str
     last_digest: str | None
     occurred_at: datetime = _occurred_at()
 
 
 @frozen(kw_only=True)
-class RefreshCompleted:
+class RefreshCompleted(_RepositoryFact):
     """A refresh finished: what it saw, what it changed and what it cost.
 
     ``flagged_tags`` are tags whose digest could not be verified this time: they keep their
@@ -151,8 +149,6 @@ class RefreshCompleted:
 
     TYPE: ClassVar[str] = "refresh.completed"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     refresh_id: str
     started_at: datetime = field(validator=_aware)
     tags_total: int
@@ -170,13 +166,11 @@ class RefreshCompleted:
 
 
 @frozen(kw_only=True)
-class RefreshFailed:
+class RefreshFailed(_RepositoryFact):
     """A refresh could not list the repository; the last known state stays."""
 
     TYPE: ClassVar[str] = "refresh.failed"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     refresh_id: str
     started_at: datetime = field(validator=_aware)
     reason: str
@@ -241,13 +235,11 @@ class NodeGone:
 
 
 @frozen(kw_only=True)
-class PrepullRequested:
+class PrepullRequested(_RepositoryFact):
     """A prepull of ``digest`` on ``node`` was asked for (attempt number, deadline)."""
 
     TYPE: ClassVar[str] = "prepull.requested"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str
     digest: str
     node: str
@@ -257,13 +249,11 @@ class PrepullRequested:
 
 
 @frozen(kw_only=True)
-class PrepullSucceeded:
+class PrepullSucceeded(_RepositoryFact):
     """A prepull pod finished successfully: the digest is on the node at ``occurred_at``."""
 
     TYPE: ClassVar[str] = "prepull.succeeded"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str | None = None
     digest: str
     node: str
@@ -272,13 +262,11 @@ class PrepullSucceeded:
 
 
 @frozen(kw_only=True)
-class PrepullFailed:
+class PrepullFailed(_RepositoryFact):
     """A prepull failed or timed out (difference 4: a failure, never "present")."""
 
     TYPE: ClassVar[str] = "prepull.failed"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     tag: str | None = None
     digest: str
     node: str
@@ -288,13 +276,11 @@ class PrepullFailed:
 
 
 @frozen(kw_only=True)
-class PrepullParked:
+class PrepullParked(_RepositoryFact):
     """After too many consecutive failures the (digest, node) pair gets no more attempts."""
 
     TYPE: ClassVar[str] = "prepull.parked"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     digest: str
     node: str
     failures: int
@@ -303,13 +289,11 @@ class PrepullParked:
 
 
 @frozen(kw_only=True)
-class PrepullUnparked:
+class PrepullUnparked(_RepositoryFact):
     """A parked pair may be tried again (new digest, node change or operator command)."""
 
     TYPE: ClassVar[str] = "prepull.unparked"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     digest: str
     node: str
     reason: str
@@ -317,13 +301,11 @@ class PrepullUnparked:
 
 
 @frozen(kw_only=True)
-class PolicyConfigured:
+class PolicyConfigured(_RepositoryFact):
     """The policy in force for a repository changed (recorded when the configuration differs)."""
 
     TYPE: ClassVar[str] = "policy.configured"
     VERSION: ClassVar[int] = 1
-    registry: str
-    repository: str
     prepull: PrepullPolicy
     dropdown: DropdownPolicy = DropdownPolicy()
     node_selector: Mapping[str, str] = field(factory=dict)

@@ -197,28 +197,31 @@ def sort_arrivals(deliveries: Sequence[Delivery], recorded: Mapping[str, str]) -
 
 
 @frozen
-class PrepullRequestedMessage:
-    """``prepull.requested``: pull ``image`` (pinned by digest) on ``node`` before ``deadline``."""
-
-    ROUTING_KEY: ClassVar[str] = "prepull.requested"
+class _PinnedTag:
+    """An outbound message's image, pinned by digest, and the tag it was asked by."""
 
     image: DockerReference = field(validator=_pinned)
     tag: str
     digest: str
+
+
+@frozen
+class PrepullRequestedMessage(_PinnedTag):
+    """``prepull.requested``: pull ``image`` (pinned by digest) on ``node`` before ``deadline``."""
+
+    ROUTING_KEY: ClassVar[str] = "prepull.requested"
+
     node: str
     attempt: int
     deadline: datetime
 
 
 @frozen
-class PrepullCompleteMessage:
+class PrepullCompleteMessage(_PinnedTag):
     """``prepull.complete``: ``image`` is now cached on every eligible node."""
 
     ROUTING_KEY: ClassVar[str] = "prepull.complete"
 
-    image: DockerReference = field(validator=_pinned)
-    tag: str
-    digest: str
     nodes: tuple[str, ...]
     completed_at: datetime
 

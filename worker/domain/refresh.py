@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from attrs import field, frozen
@@ -229,14 +229,15 @@ class _TagChanges:
     def count(self, kind: type) -> int:
         return sum(1 for e in self.events if isinstance(e, kind))
 
-    def remove(self, tag: str, last: str | None) -> None:
+    def add(self, kind: Callable[..., Event], tag: str, **fields: str | None) -> None:
+        """Record a ``kind`` event of ``tag`` in this repository, at this refresh's time."""
         self.events.append(
-            TagRemoved(
+            kind(
                 registry=self.registry,
                 repository=self.repository,
                 tag=tag,
-                last_digest=last,
                 occurred_at=self.at,
+                **fields,
             )
         )
 
@@ -247,40 +248,14 @@ class _TagChanges:
             self.flagged.append(tag)
         if isinstance(result, HeadMissing):
             if is_known:
-                self.remove(tag, last)
+                self.add(TagRemoved, tag, last_digest=last)
             return
         self.present += 1
         self.kept.append(tag)
         digest = result.digest if isinstance(result, HeadFound) else None
-        where = (self.registry, self.repository)
         if not is_known:
-            self.events.append(
-                TagDiscovered(
-                    registry=where[0],
-                    repository=where[1],
-                    tag=tag,
-                    digest=digest,
-                    occurred_at=self.at,
-                )
-            )
+            self.add(TagDiscovered, tag, digest=digest)
         elif digest is not None and last is None:
-            self.events.append(
-                TagResolved(
-                    registry=where[0],
-                    repository=where[1],
-                    tag=tag,
-                    digest=digest,
-                    occurred_at=self.at,
-                )
-            )
+            self.add(TagResolved, tag, digest=digest)
         elif digest is not None and last is not None and digest != last:
-            self.events.append(
-                TagMoved(
-                    registry=where[0],
-                    repository=where[1],
-                    tag=tag,
-                    old_digest=last,
-                    new_digest=digest,
-                    occurred_at=self.at,
-                )
-            )
+            self.add(TagMoved, tag, old_digest=last, new_digest=digest)

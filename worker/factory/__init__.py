@@ -37,6 +37,7 @@ from worker.factory.checks import Check, run_checks
 from worker.factory.console import Console
 from worker.factory.operations import DEFAULT_PREFIX, Operations, RefreshRequest
 from worker.factory.startup import start_fields, version
+from worker.factory.stopping import unless_stopped
 
 __all__ = [
     "CONFIG_ENV",
@@ -68,6 +69,7 @@ __all__ = [
     "run_checks",
     "runtime",
     "start_fields",
+    "unless_stopped",
     "utcnow",
     "version",
 ]

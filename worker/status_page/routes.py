@@ -3,6 +3,7 @@ and the sign-in form when a token protects them."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,36 +61,37 @@ def _failed(request: web.Request, exc: ImageLedgerError) -> web.Response:
 
 async def overview(request: web.Request) -> web.Response:
     """``GET /``: the prepull matrix and everything around it."""
-    if (refused := _signed_in(request)) is not None:
-        return refused
-    console = request.app[_CONSOLE]
-    try:
-        answer = await console.overview()
-    except ImageLedgerError as exc:
-        return _failed(request, exc)
-    return _page(request, "overview.html", o=answer, prefix=console.prefix)
+    prefix = request.app[_CONSOLE].prefix
+    return await _view(request, "overview.html", Console.overview, "o", prefix=prefix)
 
 
 async def image(request: web.Request) -> web.Response:
     """``GET /images/{name}``: history and explanations of one image."""
-    if (refused := _signed_in(request)) is not None:
-        return refused
-    try:
-        answer = await request.app[_CONSOLE].image(request.match_info["name"])
-    except ImageLedgerError as exc:
-        return _failed(request, exc)
-    return _page(request, "image.html", page=answer)
+    name = request.match_info["name"]
+    return await _view(request, "image.html", lambda console: console.image(name))
 
 
 async def node(request: web.Request) -> web.Response:
     """``GET /nodes/{node}``: images, history and explanations of one node."""
+    name = request.match_info["node"]
+    return await _view(request, "node.html", lambda console: console.node(name))
+
+
+async def _view(
+    request: web.Request,
+    template: str,
+    fetch: Callable[[Console], Awaitable[Any]],
+    key: str = "page",
+    **context: Any,
+) -> web.Response:
+    """A signed-in page showing what ``fetch`` asks the console; its error page if it fails."""
     if (refused := _signed_in(request)) is not None:
         return refused
     try:
-        answer = await request.app[_CONSOLE].node(request.match_info["node"])
+        answer = await fetch(request.app[_CONSOLE])
     except ImageLedgerError as exc:
         return _failed(request, exc)
-    return _page(request, "node.html", page=answer)
+    return _page(request, template, **{key: answer}, **context)
 
 
 async def sign_in(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from attrs import evolve
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -113,9 +114,17 @@ async def test_a_live_worker_answers_the_on_call_questions_and_passes_promtool(
     broker_settings: BrokerSettings,
     rabbit_connection: AbstractRobustConnection,
 ) -> None:
-    weekly, older, daily = await push_repository(registry, registry_session)
+    weekly, older, _daily = await push_repository(registry, registry_session)
+    # A tag the refreshes list but never HEAD (not a prepull candidate, no resolve budget):
+    # the only kind resolving asks the registry about.
+    experiment = await registry.pusher(registry_session).push_image(
+        REPO, ["exp_2077_10_01"], variant="x"
+    )
     exchange, now = broker_settings.prefix, datetime.now(UTC)
-    config = make_config(registry.host)
+    config = evolve(
+        make_config(registry.host),
+        images=evolve(make_config(registry.host).images, resolve_budget=0),
+    )
     async with (
         running_worker(config, broker_settings, database_url) as runtime,
         serve(runtime, "127.0.0.1", 0) as port,
@@ -140,11 +149,12 @@ async def test_a_live_worker_answers_the_on_call_questions_and_passes_promtool(
         await wait_until(lambda: _in_flight(engine, 2), within=10, what="node-a's next prepull")
         await wait_until(lambda: _outbox_empty(engine), within=10, what="the outbox relayed")
 
-        # the daily leaves the registry: the ledger still knows its tag, so resolving it
-        # asks the registry (a fresh HEAD), which no longer has it
-        await registry.pusher(registry_session).delete(REPO, daily)
+        # the experiment leaves the registry: the ledger lists its tag but never learnt its
+        # digest, so resolving it asks the registry (one fresh HEAD, its answer cached for
+        # the next four), which no longer has it
+        await registry.pusher(registry_session).delete(REPO, experiment)
         before = parse(await scrape(port))
-        gone = f"{registry.host}/{REPO}:d_2077_10_23"
+        gone = f"{registry.host}/{REPO}:exp_2077_10_01"
         assert [await resolve(port, gone) for _ in range(5)] == [400] * 5
         unheard = f"{registry.host}/{REPO}:no_such_tag"  # unknown to the ledger: no request
         assert await resolve(port, unheard) == 400
@@ -229,7 +239,7 @@ def _assert_requests(before: Samples, after: Samples) -> None:
         for labels, count in series(after, name).items()
         if count != before.get((name, labels), 0)
     }
-    assert grown == {frozenset({("method", "HEAD"), ("status", "404")}): 5}  # the resolves
+    assert grown == {frozenset({("method", "HEAD"), ("status", "404")}): 1}  # the resolves
 
 
 def _assert_messages(samples: Samples) -> None:

@@ -18,18 +18,23 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
 
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from worker.adapters.broker.fates import (
+    LOST,
+    REFUSED,
+    Fates,
+    attempt_of,
+    body_message_id,
+    check_content_type,
+    queue_label,
+    text_header,
+)
 from worker.adapters.broker.topology import (
     ATTEMPT_HEADER,
-    DEAD_AT_HEADER,
-    QUEUE_HEADER,
-    REASON_HEADER,
     ROUTING_KEY_HEADER,
     BrokerMetrics,
     BrokerSettings,
@@ -39,66 +44,17 @@ from worker.adapters.broker.topology import (
 )
 from worker.converter import decode_delivery
 from worker.domain.errors import MessageRejected, TransientError
-from worker.domain.messages import INBOUND_MESSAGES, DeliveriesRejected, Delivery
+from worker.domain.messages import DeliveriesRejected, Delivery
 
 __all__ = ["Admission", "BatchConsumer", "BatchHandler", "body_message_id", "queue_label"]
+
+log = structlog.get_logger(__name__)
 
 BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 """Handles a batch in one transaction; returns once it committed, raises to retry."""
 Admission = Callable[[Delivery], None]
 """Checks a decoded delivery before it is handled; raises MessageRejected to dead-letter it
 on its first arrival (a time too far ahead of the worker's clock)."""
-
-JSON = "application/json"
-"""The only content type the worker accepts (RFC 8259: JSON is UTF-8)."""
-
-MAX_REASON_LENGTH = 1000
-_LOST = (
-    aio_pika.exceptions.ChannelInvalidStateError,
-    aio_pika.exceptions.ChannelClosed,
-    aio_pika.exceptions.AMQPConnectionError,
-    ConnectionError,
-)
-_REFUSED = (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError)
-
-log = structlog.get_logger(__name__)
-
-
-def body_message_id(body: bytes) -> str:
-    """The id of a message published without one: a hash of its body."""
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def queue_label(topology: Topology, name: str) -> str:
-    """A queue's name without the broker prefix (``pod_completed``), for metrics."""
-    return name.removeprefix(f"{topology.exchange}.")
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
-
-
-def _attempt(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        return 1
-    return value
-
-
-def _copied_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """The headers a retry or dead-letter copy keeps (the broker's delivery count is the
-    original's, not the copy's)."""
-    return {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
-
-
-def _check_content_type(content_type: str | None) -> None:
-    """``application/json`` (a ``charset=utf-8`` parameter allowed), else MessageRejected."""
-    media, _, parameters = (content_type or "").partition(";")
-    charset = parameters.strip().lower().replace(" ", "")
-    if media.strip().lower() != JSON or charset not in ("", "charset=utf-8"):
-        got = repr(content_type) if content_type else "none"
-        raise MessageRejected(f"content type must be {JSON}, got {got}")
 
 
 def _is_live(message: AbstractIncomingMessage) -> bool:
@@ -142,6 +98,7 @@ class BatchConsumer:
         self._task: asyncio.Task[None] | None = None
         self._pause = 0.0
         self._rejected: list[AbstractIncomingMessage] = []
+        self._fates = Fates(topology, queue, settings, metrics, self._label)
 
     @property
     def queue(self) -> str:
@@ -151,6 +108,7 @@ class BatchConsumer:
     async def start(self, connection: AbstractRobustConnection) -> None:
         """Open the channel, start consuming and start the batch loop."""
         self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._fates.channel = self._channel
         await self._channel.set_qos(prefetch_count=self._settings.prefetch)
         queue = await declare_queue(self._channel, self._topology.spec(self._queue.name))
         await queue.consume(self._buffer.put)
@@ -217,7 +175,7 @@ class BatchConsumer:
                 reason=str(exc),
             )
             return
-        except _LOST as exc:
+        except LOST as exc:
             log.warning(
                 "broker connection lost mid-batch; the broker redelivers it",
                 queue=self._queue.name,
@@ -225,7 +183,7 @@ class BatchConsumer:
                 error=str(exc),
             )
             return
-        except _REFUSED as exc:
+        except REFUSED as exc:
             log.error(
                 "broker refused a retry or dead-letter copy; batch returned",
                 queue=self._queue.name,
@@ -249,7 +207,7 @@ class BatchConsumer:
             try:
                 accepted.append((message, self._decode(message)))
             except MessageRejected as exc:
-                await self._dead_letter(message, exc.reason)
+                await self._fates.dead_letter(message, exc.reason)
                 rejected.append(message)
         if not accepted:
             return
@@ -261,7 +219,7 @@ class BatchConsumer:
                 await message.ack()
             raise
         for message, delivery, error in failures:
-            await self._retry(message, delivery, error)
+            await self._fates.retry(message, delivery, error)
 
     async def _handle_held(
         self, items: list[tuple[AbstractIncomingMessage, Delivery]]
@@ -297,18 +255,18 @@ class BatchConsumer:
 
     def _decode(self, message: AbstractIncomingMessage) -> Delivery:
         headers = message.headers or {}
-        routing_key = _text(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or ""
+        routing_key = text_header(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or ""
         if routing_key not in self._queue.routing_keys:
             raise MessageRejected(
                 f"unknown routing key {routing_key!r} for queue {self._queue.name!r}"
             )
-        _check_content_type(message.content_type)
+        check_content_type(message.content_type)
         body_hash = hashlib.sha256(message.body).hexdigest()
         delivery = Delivery(
             message=decode_delivery(routing_key, message.body),
             message_id=message.message_id or f"sha256:{body_hash}",
             routing_key=routing_key,
-            attempt=_attempt(headers.get(ATTEMPT_HEADER)),
+            attempt=attempt_of(headers.get(ATTEMPT_HEADER)),
             body_sha256=body_hash,
         )
         if self._admit is not None:
@@ -335,7 +293,7 @@ class BatchConsumer:
                 return await self._isolate(items, exc)
             for i, (message, delivery) in enumerate(items):
                 if i in exc.reasons:
-                    await self._dead_letter(message, exc.reasons[i], delivery)
+                    await self._fates.dead_letter(message, exc.reasons[i], delivery)
                     self._rejected.append(message)
             return await self._handle(items)
         except Exception as exc:
@@ -361,110 +319,12 @@ class BatchConsumer:
         middle = len(items) // 2
         return await self._handle(items[:middle]) + await self._handle(items[middle:])
 
-    async def _retry(
-        self, message: AbstractIncomingMessage, delivery: Delivery, error: BaseException
-    ) -> None:
-        reason = f"{type(error).__name__}: {error}"
-        if delivery.attempt >= self._settings.max_attempts:
-            await self._dead_letter(
-                message, f"gave up after {delivery.attempt} attempts: {reason}", delivery
-            )
-            return
-        delay = min(
-            self._settings.retry_delay * 2 ** (delivery.attempt - 1),
-            self._settings.max_retry_delay,
-        )
-        headers = {
-            **_copied_headers(message),
-            ATTEMPT_HEADER: delivery.attempt + 1,
-            ROUTING_KEY_HEADER: delivery.routing_key,
-            REASON_HEADER: reason[:MAX_REASON_LENGTH],
-        }
-        await self._copy(message, headers, delivery.message_id, "", self._queue.delay_queue, delay)
-        self._metrics.retried(self._label, 1)
-        log.info(
-            "message delayed for another attempt",
-            queue=self._queue.name,
-            message_id=delivery.message_id,
-            routing_key=delivery.routing_key,
-            attempt=delivery.attempt + 1,
-            delay=delay.total_seconds(),
-            reason=reason,
-        )
-
-    async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, delivery: Delivery | None = None
-    ) -> None:
-        headers = message.headers or {}
-        routing_key = (
-            delivery.routing_key
-            if delivery
-            else _text(headers.get(ROUTING_KEY_HEADER)) or message.routing_key or ""
-        )
-        message_id = delivery.message_id if delivery else message.message_id
-        message_id = message_id or body_message_id(message.body)
-        dead_headers = {
-            **_copied_headers(message),
-            REASON_HEADER: reason[:MAX_REASON_LENGTH],
-            ROUTING_KEY_HEADER: routing_key,
-            QUEUE_HEADER: self._queue.name,
-            DEAD_AT_HEADER: datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        await self._copy(
-            message, dead_headers, message_id, self._topology.dead_exchange, routing_key, None
-        )
-        kind = self._dead_letter_class(routing_key, delivery)
-        known_key = routing_key if routing_key in INBOUND_MESSAGES else "other"
-        self._metrics.dead_lettered(known_key, kind, 1)
-        log.warning(
-            "message dead-lettered",
-            queue=self._queue.name,
-            message_id=message_id,
-            routing_key=routing_key,
-            reason_class=kind,
-            attempt=delivery.attempt if delivery else _attempt(headers.get(ATTEMPT_HEADER)),
-            reason=reason,
-        )
-
-    def _dead_letter_class(self, routing_key: str, delivery: Delivery | None) -> str:
-        """``gave_up`` (handled, failed every attempt), else ``invalid``, or ``unroutable``
-        when the routing key is not one of this queue's."""
-        if delivery is not None:
-            return "gave_up"
-        return "invalid" if routing_key in self._queue.routing_keys else "unroutable"
-
-    async def _copy(
-        self,
-        message: AbstractIncomingMessage,
-        headers: dict[str, Any],
-        message_id: str,
-        exchange: str,
-        routing_key: str,
-        expiration: Any,
-    ) -> None:
-        """Publish a persistent copy and wait for the broker's confirmation."""
-        assert self._channel is not None
-        copy = aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-            expiration=expiration,
-        )
-        target = (
-            await self._channel.get_exchange(exchange, ensure=False)
-            if exchange
-            else self._channel.default_exchange
-        )
-        await target.publish(copy, routing_key, mandatory=True)
-
     async def _return(self, last: AbstractIncomingMessage) -> None:
         """Hand a batch whose fate could not be secured back to the broker (counted
         against the queue's delivery limit); the caller backs off before the next batch."""
         try:
             await last.nack(multiple=True, requeue=True)
-        except _LOST:
+        except LOST:
             return
 
     async def _back_off(self) -> None:

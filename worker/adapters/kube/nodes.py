@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Node
 
 from worker.adapters.kube.errors import kube_errors
-from worker.adapters.kube.watch import watch_events
-from worker.domain.cluster import ClusterNode, NodeEvent, NodeListing, WatchEventKind
+from worker.adapters.kube.watch import listed, watch_read
+from worker.domain.cluster import ClusterNode, NodeEvent, NodeListing
 from worker.domain.nodes import KubeletImage, Taint
 
 __all__ = ["KubeNodes", "read_node"]
@@ -51,12 +50,9 @@ class KubeNodes:
         """
         with kube_errors("list nodes"):
             answer = await self._core.list_node(_request_timeout=self._request_seconds)
-        return NodeListing(
-            tuple(read_node(n) for n in answer.items or []),
-            answer.metadata.resource_version or "",
-        )
+        return NodeListing(*listed(answer, read_node))
 
-    async def watch_nodes(self, resource_version: str) -> AsyncGenerator[NodeEvent, None]:
+    def watch_nodes(self, resource_version: str) -> AsyncGenerator[NodeEvent, None]:
         """Node changes after ``resource_version``, with bookmarks, until the server ends
         the watch (a few minutes at most); then watch again from the last version.
 
@@ -67,13 +63,11 @@ class KubeNodes:
         KubeUnavailableError
             The API server cannot be reached, went away, or refused.
         """
-        events = watch_events(
+        return watch_read(
             self._core.list_node,
             "watch nodes",
+            read_node,
+            NodeEvent,
             resource_version=resource_version,
             timeout_seconds=self._watch_seconds,
         )
-        async with aclosing(events):
-            async for kind, version, obj in events:
-                node = None if kind is WatchEventKind.BOOKMARK else read_node(obj)
-                yield NodeEvent(kind, version, node)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from datetime import datetime
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from worker.adapters.kube.errors import kube_call, kube_errors
 from worker.adapters.kube.podspec import POD_SELECTOR, PodSettings, prepull_pod, read_prepull_pod
-from worker.adapters.kube.watch import watch_events
-from worker.domain.cluster import PodEvent, PodListing, WatchEventKind
+from worker.adapters.kube.watch import listed, watch_read
+from worker.domain.cluster import PodEvent, PodListing
 from worker.domain.errors import KubeUnavailableError
 from worker.domain.messages import PrepullRequestedMessage
 
@@ -91,12 +90,9 @@ class KubePods:
                 label_selector=POD_SELECTOR,
                 _request_timeout=self._request_seconds,
             )
-        return PodListing(
-            tuple(read_prepull_pod(p) for p in answer.items or []),
-            answer.metadata.resource_version or "",
-        )
+        return PodListing(*listed(answer, read_prepull_pod))
 
-    async def watch_prepull_pods(self, resource_version: str) -> AsyncGenerator[PodEvent, None]:
+    def watch_prepull_pods(self, resource_version: str) -> AsyncGenerator[PodEvent, None]:
         """Changes of the bridge's prepull pods after ``resource_version``, with bookmarks,
         until the server ends the watch.
 
@@ -107,18 +103,16 @@ class KubePods:
         KubeUnavailableError
             The API server cannot be reached, went away, or refused.
         """
-        events = watch_events(
+        return watch_read(
             self._core.list_namespaced_pod,
             f"watch pods in {self._namespace}",
+            read_prepull_pod,
+            PodEvent,
             resource_version=resource_version,
             timeout_seconds=self._watch_seconds,
             namespace=self._namespace,
             label_selector=POD_SELECTOR,
         )
-        async with aclosing(events):
-            async for kind, version, obj in events:
-                pod = None if kind is WatchEventKind.BOOKMARK else read_prepull_pod(obj)
-                yield PodEvent(kind, version, pod)
 
     async def delete_pod(self, name: str) -> None:
         """Delete a prepull pod; one that is gone already is fine.

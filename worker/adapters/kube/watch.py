@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing
+from typing import Any, TypeVar
 
 from kubernetes_asyncio.watch import Watch
 
 from worker.adapters.kube.errors import kube_errors
 from worker.domain.cluster import WatchEventKind
 
-__all__ = ["CONNECT_SECONDS", "watch_events"]
+__all__ = ["CONNECT_SECONDS", "listed", "watch_events", "watch_read"]
 
 CONNECT_SECONDS = 10.0
 """How long connecting to the API server may take."""
 
 _READ_SLACK = 30.0
+
+_T = TypeVar("_T")
+_E = TypeVar("_E")
 
 
 async def watch_events(
@@ -54,3 +58,33 @@ async def watch_events(
                     str(raw["metadata"]["resourceVersion"]),
                     event["object"],
                 )
+
+
+async def watch_read(
+    list_call: Callable[..., Awaitable[Any]],
+    action: str,
+    read: Callable[[Any], _T],
+    event: Callable[[WatchEventKind, str, _T | None], _E],
+    *,
+    resource_version: str,
+    timeout_seconds: int,
+    **kwargs: Any,
+) -> AsyncGenerator[_E, None]:
+    """`watch_events` as domain events: each object ``read`` (None for a bookmark) and
+    handed to ``event`` with its kind and resource version. Raises as `watch_events`."""
+    events = watch_events(
+        list_call,
+        action,
+        resource_version=resource_version,
+        timeout_seconds=timeout_seconds,
+        **kwargs,
+    )
+    async with aclosing(events):
+        async for kind, version, obj in events:
+            yield event(kind, version, None if kind is WatchEventKind.BOOKMARK else read(obj))
+
+
+def listed(answer: Any, read: Callable[[Any], _T]) -> tuple[tuple[_T, ...], str]:
+    """A list answer's objects, each ``read``, and the resource version to watch from."""
+    items: Iterable[Any] = answer.items or []
+    return tuple(read(item) for item in items), answer.metadata.resource_version or ""

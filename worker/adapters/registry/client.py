@@ -7,7 +7,6 @@ import copy
 import hashlib
 import random
 import re
-import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import aiohttp
 import structlog
 from attrs import frozen
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from .auth import AuthAttempt, RegistryAuthenticator
@@ -31,7 +29,6 @@ from .errors import (
     RegistryTimeoutError,
     RegistryTlsError,
     RepositoryUnknownError,
-    error_for_status,
     safe_url,
 )
 from .stats import (
@@ -39,6 +36,7 @@ from .stats import (
     RequestStats,
     RetryBudget,
 )
+from .transport import Response, answer_error, read_body, request_headers, ssl_context
 from .wire import (
     MANIFEST_ACCEPT,
     check_tag_page,
@@ -70,14 +68,6 @@ class ManifestInfo:
     media_type: str | None
 
 
-@frozen
-class _Response:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    url: URL
-
-
 class RegistryClient:
     """A client for one registry host: ``list_tags`` and ``get_digest``.
 
@@ -106,7 +96,7 @@ class RegistryClient:
         self._registry = registry
         self._base_url = URL(f"{'http' if insecure else 'https'}://{registry}")
         self._limits = limits if limits is not None else RegistryLimits()
-        self._ssl = _ssl_context(ca_bundle)
+        self._ssl = ssl_context(ca_bundle)
         self._semaphore = asyncio.Semaphore(self._limits.concurrency)
         self._auth = RegistryAuthenticator(registry, credentials, insecure=insecure)
         self._rng = rng if rng is not None else random.Random()
@@ -208,7 +198,7 @@ class RegistryClient:
     def _url(self, path: str) -> URL:
         return self._base_url.with_path(path, encoded=True)
 
-    def _next_page(self, response: _Response) -> URL | None:
+    def _next_page(self, response: Response) -> URL | None:
         """The next tag page from the ``Link`` header, checked to stay on this registry."""
         try:
             target = next_link(response.headers.getall("Link", []))
@@ -227,15 +217,15 @@ class RegistryClient:
 
     async def _checked(
         self, method: str, url: URL, accept: str, log: Logger, repository: str
-    ) -> _Response:
+    ) -> Response:
         """A registry request that must succeed (2xx); anything else raises."""
         attempt = AuthAttempt(fetch_token=self._fetch_token)
 
         async def headers() -> dict[str, str]:
             authorization = await self._auth.authorization(repository, attempt)
-            return _headers(accept, authorization)
+            return request_headers(accept, authorization)
 
-        async def unauthorized(response: _Response) -> None:
+        async def unauthorized(response: Response) -> None:
             challenges = response.headers.getall("WWW-Authenticate", [])
             await self._auth.unauthorized(repository, challenges, attempt, url=url, method=method)
 
@@ -243,14 +233,14 @@ class RegistryClient:
         if 200 <= response.status < 300:
             return response
         not_found = ManifestUnknownError if "/manifests/" in url.path else RepositoryUnknownError
-        raise _answer_error(method, url, response, not_found)
+        raise answer_error(method, url, response, not_found)
 
     async def _fetch_token(self, url: URL, authorization: str | None) -> bytes:
         """GET a token URL (used by the authenticator); 401/403 are auth errors."""
         self._stats.token_requests += 1
 
         async def headers() -> dict[str, str]:
-            return _headers("application/json", authorization)
+            return request_headers("application/json", authorization)
 
         response = await self._exchange("GET", url, headers, None, self._log)
         if response.status in (401, 403):
@@ -258,7 +248,7 @@ class RegistryClient:
                 "token service refused the request", method="GET", url=url, status=response.status
             )
         if response.status != 200:
-            raise _answer_error("GET", url, response, RegistryAuthError)
+            raise answer_error("GET", url, response, RegistryAuthError)
         return response.body
 
     async def _exchange(
@@ -266,9 +256,9 @@ class RegistryClient:
         method: str,
         url: URL,
         headers: Callable[[], Awaitable[dict[str, str]]],
-        unauthorized: Callable[[_Response], Awaitable[None]] | None,
+        unauthorized: Callable[[Response], Awaitable[None]] | None,
         log: Logger,
-    ) -> _Response:
+    ) -> Response:
         """Send until an answer that is not transient; retry failures within the budget."""
         failures = 0
         while True:
@@ -284,7 +274,7 @@ class RegistryClient:
                 await unauthorized(response)
                 continue
             if response.status == 429 or response.status >= 500:
-                error = _answer_error(method, url, response, RegistryError)
+                error = answer_error(method, url, response, RegistryError)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 await self._back_off(error, failures, retry_after, log)
                 failures += 1
@@ -322,7 +312,7 @@ class RegistryClient:
         )
         await asyncio.sleep(delay)
 
-    async def _send(self, method: str, url: URL, headers: dict[str, str]) -> _Response:
+    async def _send(self, method: str, url: URL, headers: dict[str, str]) -> Response:
         """One HTTP exchange under the concurrency bound and the timeout, counted."""
         timeout = aiohttp.ClientTimeout(total=self._limits.request_timeout)
         async with self._semaphore:
@@ -330,75 +320,36 @@ class RegistryClient:
                 async with self._session.request(
                     method, url, headers=headers, timeout=timeout, ssl=self._ssl
                 ) as resp:
-                    body = b"" if method == "HEAD" else await self._read_body(resp, method, url)
+                    body = (
+                        b""
+                        if method == "HEAD"
+                        else await read_body(resp, method, url, self._limits.max_body_bytes)
+                    )
                     self._stats.record_response(method, resp.status, resp.headers)
                     self._observe(method, resp.status)
                     self._stats.bytes_received += len(body)
-                    return _Response(resp.status, resp.headers, body, resp.url)
+                    return Response(resp.status, resp.headers, body, resp.url)
             except TimeoutError as exc:
-                self._stats.record_no_response(method, timeout=True)
-                self._observe(method, None)
-                raise RegistryTimeoutError(
-                    f"no answer within {self._limits.request_timeout} s", method=method, url=url
-                ) from exc
+                message = f"no answer within {self._limits.request_timeout} s"
+                raise self._no_answer(method, url, RegistryTimeoutError, message) from exc
             except aiohttp.ClientSSLError as exc:
-                self._stats.record_no_response(method, timeout=False)
-                self._observe(method, None)
-                raise RegistryTlsError(
-                    f"TLS failed: {type(exc).__name__}", method=method, url=url
-                ) from exc
+                message = f"TLS failed: {type(exc).__name__}"
+                raise self._no_answer(method, url, RegistryTlsError, message) from exc
             except aiohttp.ClientError as exc:
-                self._stats.record_no_response(method, timeout=False)
-                self._observe(method, None)
-                raise RegistryConnectionError(
-                    f"connection failed: {type(exc).__name__}", method=method, url=url
-                ) from exc
+                message = f"connection failed: {type(exc).__name__}"
+                raise self._no_answer(method, url, RegistryConnectionError, message) from exc
+
+    def _no_answer(
+        self, method: str, url: URL, error: type[RegistryError], message: str
+    ) -> RegistryError:
+        """Count a request that got no answer; the error to raise for it."""
+        self._stats.record_no_response(method, timeout=error is RegistryTimeoutError)
+        self._observe(method, None)
+        return error(message, method=method, url=url)
 
     def _observe(self, method: str, status: int | None) -> None:
         if self._on_request is not None:
             self._on_request(method, status)
-
-    async def _read_body(self, resp: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
-        """The body, refused beyond ``max_body_bytes`` (checked before and while reading)."""
-        limit = self._limits.max_body_bytes
-        body = bytearray()
-        if resp.content_length is None or resp.content_length <= limit:
-            async for chunk in resp.content.iter_chunked(64 * 1024):
-                body += chunk
-                if len(body) > limit:
-                    break
-        if len(body) > limit or (resp.content_length or 0) > limit:
-            raise RegistryProtocolError(
-                f"answer larger than {limit} bytes", method=method, url=url, status=resp.status
-            )
-        return bytes(body)
-
-
-def _ssl_context(ca_bundle: Path | str | None) -> ssl.SSLContext | bool:
-    """System trust, plus the CA bundle if one is configured."""
-    if ca_bundle is None:
-        return True
-    context = ssl.create_default_context()
-    try:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    except (OSError, ssl.SSLError) as exc:
-        raise RegistryError(f"cannot load CA bundle {ca_bundle}: {exc}") from exc
-    return context
-
-
-def _answer_error(
-    method: str, url: URL, response: _Response, not_found: type[RegistryError]
-) -> RegistryError:
-    return error_for_status(
-        method, url, response.status, response.body, response.headers, not_found
-    )
-
-
-def _headers(accept: str, authorization: str | None) -> dict[str, str]:
-    headers = {"Accept": accept}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    return headers
 
 
 def _check_repository(repository: str) -> None:

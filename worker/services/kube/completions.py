@@ -15,7 +15,7 @@ from worker.domain.errors import ImageLedgerError, KubeError
 from worker.domain.messages import PodCompleted
 from worker.domain.references import DockerReference, InvalidReferenceError
 from worker.services.kube.ports import BridgeCounters, PodTracker, Publisher
-from worker.services.kube.retry import Backoff, list_and_watch
+from worker.services.kube.retry import Backoff, follow
 
 __all__ = ["CompletionReporter", "CompletionSettings"]
 
@@ -67,18 +67,15 @@ class CompletionReporter:
 
     async def run(self) -> None:
         """Follow the pods and sweep for deadlines, until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(
-                list_and_watch(
-                    "pods",
-                    self._relist,
-                    self._pods.watch_prepull_pods,
-                    self._apply,
-                    backoff=self._settings.backoff,
-                    counters=self.counters,
-                )
-            )
-            group.create_task(self._sweep_periodically())
+        await follow(
+            "pods",
+            self._relist,
+            self._pods.watch_prepull_pods,
+            self._apply,
+            self._sweep_periodically,
+            backoff=self._settings.backoff,
+            counters=self.counters,
+        )
 
     async def _relist(self) -> str:
         listing = await self._pods.list_prepull_pods()

@@ -15,7 +15,7 @@ from worker.domain.cluster import ClusterNode, NodeEvent, WatchEventKind
 from worker.domain.errors import ImageLedgerError
 from worker.domain.messages import NodeGoneMessage, NodeInventory
 from worker.services.kube.ports import BridgeCounters, NodeSource, Publisher
-from worker.services.kube.retry import Backoff, list_and_watch
+from worker.services.kube.retry import Backoff, follow
 
 __all__ = ["NodeReporter", "ReporterSettings"]
 
@@ -65,18 +65,15 @@ class NodeReporter:
 
     async def run(self) -> None:
         """Follow the nodes and report them periodically, until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(
-                list_and_watch(
-                    "nodes",
-                    self._relist,
-                    self._source.watch_nodes,
-                    self._apply,
-                    backoff=self._settings.backoff,
-                    counters=self.counters,
-                )
-            )
-            group.create_task(self._report_periodically())
+        await follow(
+            "nodes",
+            self._relist,
+            self._source.watch_nodes,
+            self._apply,
+            self._report_periodically,
+            backoff=self._settings.backoff,
+            counters=self.counters,
+        )
 
     async def _relist(self) -> str:
         listing = await self._source.list_nodes()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from datetime import timedelta
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from attrs import define, frozen
@@ -20,7 +20,7 @@ from worker.domain.errors import (
 )
 from worker.services.kube.ports import BridgeCounters
 
-__all__ = ["Backoff", "Health", "list_and_watch"]
+__all__ = ["Backoff", "Health", "follow", "list_and_watch"]
 
 log = structlog.get_logger("imageledger.kube")
 E = TypeVar("E")
@@ -107,3 +107,22 @@ async def list_and_watch(
             if isinstance(exc, KubeRejectedError):
                 version = None
             await asyncio.sleep(health.failed(exc))
+
+
+async def follow(
+    resource: str,
+    relist: Callable[[], Awaitable[str]],
+    watch: Callable[[str], AsyncGenerator[E, None]],
+    apply: Callable[[E], Awaitable[str]],
+    alongside: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    backoff: Backoff,
+    counters: BridgeCounters,
+) -> None:
+    """`list_and_watch` a resource with ``alongside`` (a periodic sweep or report) in the
+    same task group, until cancelled."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(
+            list_and_watch(resource, relist, watch, apply, backoff=backoff, counters=counters)
+        )
+        group.create_task(alongside())

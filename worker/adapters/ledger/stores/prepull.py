@@ -8,8 +8,7 @@ types: known nodes, the planning snapshot, facts to append, messages for the out
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -18,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import LedgerError, translate_errors
 from worker.adapters.ledger.derived import gating, log_head, offers
-from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.eventlog import LedgerTransaction, NewEvent
 from worker.adapters.ledger.messages import record_messages, recorded_bodies
 from worker.adapters.ledger.migrate import current_revision, revisions
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.stores.units import UnitStore
 from worker.domain.changes import Gating, Offer, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
@@ -204,17 +204,11 @@ class WorkUnit:
         return await log_head(self._tx)
 
 
-class WorkStore:
+class WorkStore(UnitStore[WorkUnit]):
     """Opens units of work on the event log."""
 
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[WorkUnit]:
-        """A unit of work; commits when the block ends, rolls back on an error."""
-        async with self._log.transaction() as tx:
-            yield WorkUnit(tx)
+    def _unit(self, tx: LedgerTransaction) -> WorkUnit:
+        return WorkUnit(tx)
 
 
 class LedgerStatus:

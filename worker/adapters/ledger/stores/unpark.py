@@ -7,11 +7,11 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 from worker.adapters.ledger.database import translate_errors
-from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
+from worker.adapters.ledger.eventlog import LedgerTransaction, NewEvent
+from worker.adapters.ledger.stores.units import UnitStore
 from worker.domain.prepull import Fact
 from worker.domain.unpark import ParkedPair
 
@@ -56,14 +56,8 @@ class UnparkUnit:
         return result.appended
 
 
-class UnparkStore:
+class UnparkStore(UnitStore[UnparkUnit]):
     """Opens unpark transactions on the event log."""
 
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[UnparkUnit]:
-        """A unit that commits when the block ends."""
-        async with self._log.transaction() as tx:
-            yield UnparkUnit(tx)
+    def _unit(self, tx: LedgerTransaction) -> UnparkUnit:
+        return UnparkUnit(tx)
