@@ -48,6 +48,7 @@ class BridgeProcess:
             "IMAGELEDGER_AMQP_URL": amqp_url,
             "IMAGELEDGER_BROKER_PREFIX": prefix,
             "IMAGELEDGER_HOST": "127.0.0.1",
+            "IMAGELEDGER_LOG_FORMAT": "logfmt",  # the tests read its lines as key=value
         }
         self.log = log
         self.port = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,8 @@ __all__ = [
     "worker_counters",
 ]
 
-T0 = datetime(2077, 11, 2, tzinfo=UTC)
+T0 = datetime.now(UTC) - timedelta(hours=1)
+"""The observations' times: in the past, as a worker admits them (queue.maxClockSkew)."""
 _STAMP = re.compile(r"^timestamp=(\S+)")
 _METRIC = re.compile(r"^(imageledger_[a-z_]+_total)\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
@@ -210,15 +212,35 @@ def failover_times(log: str, after: float) -> tuple[float | None, float | None]:
     when it was connected again (epoch seconds; None, None: it lost none)."""
     lost = None
     for line in log.splitlines():
-        stamp = _STAMP.search(line)
-        if stamp is None:
+        entry = _log_entry(line)
+        if entry is None:
             continue
-        at = datetime.fromisoformat(stamp[1]).timestamp()
-        if lost is None and at >= after and "the next attempt goes to the next node" in line:
+        at, event = entry
+        if lost is None and at >= after and "the next attempt goes to the next node" in event:
             lost = at
-        elif lost is not None and 'event="broker connected"' in line:
+        elif lost is not None and event == "broker connected":
             return lost, at
     return lost, None
+
+
+def _log_entry(line: str) -> tuple[float, str] | None:
+    """(epoch seconds, event) of a worker's log line, JSON (the default off a terminal) or
+    logfmt; None for anything else."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        stamp, event = record.get("timestamp"), record.get("event")
+        if not isinstance(stamp, str) or not isinstance(event, str):
+            return None
+        return datetime.fromisoformat(stamp).timestamp(), event
+    found = _STAMP.search(line)
+    if found is None:
+        return None
+    named = re.search(r'event="([^"]*)"|event=(\S+)', line)
+    event = (named[1] or named[2]) if named else line
+    return datetime.fromisoformat(found[1]).timestamp(), event
 
 
 def _quantile(values: Sequence[float], share: float) -> float | None:

@@ -4,8 +4,10 @@ process, and the stand-in API server driven through its kubeconfig."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,8 @@ class Chain:
 
     async def refresh(self) -> None:
         """Ask the worker for a refresh, as cron or ``imageledger refresh`` does."""
-        body = b'{"reason": "test", "requested_at": "2077-11-01T00:00:00Z"}'
+        now = datetime.now(UTC).isoformat()
+        body = json.dumps({"reason": "test", "requested_at": now}).encode()
         await publish_raw(self.rabbit, self.prefix, "refresh.request", body, message_id="r1")
 
     async def nodes_known(self, count: int) -> None:

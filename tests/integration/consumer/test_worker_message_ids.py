@@ -125,7 +125,8 @@ async def test_a_publishers_retry_with_the_same_id_and_body_adds_nothing(
 
         async def consumed() -> bool:
             value = runtime.metrics.registry.get_sample_value(
-                "imageledger_messages_consumed_total", {"queue": f"{exchange}.pod_completed"}
+                "imageledger_messages_consumed_total",
+                {"queue": "pod_completed"},  # no prefix
             )
             return value == 3
 
