@@ -12,13 +12,12 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.consumer.test_worker import REPO, T0, rows, running_worker
-from tests.integration.consumer.test_worker_unpark import node_a, pair_state
+from tests.integration.consumer.test_worker_unpark import node_a, pair_state, parking_config
 from tests.support.launcher import launcher
 from tests.support.rabbit import publish_raw, wait_until
 from tests.support.registry import RunningRegistry
 from worker.adapters.broker import BrokerSettings
 from worker.adapters.ledger import EventLog, ExplainStore, UnparkStore
-from worker.converter import parse_config
 from worker.domain.explain import ImageQuery
 from worker.services.explain import explain_image
 from worker.services.prepull import prepull_settings
@@ -48,13 +47,7 @@ async def test_a_failure_after_parking_leaves_the_pair_parked_everywhere(
     weekly = await registry.pusher(registry_session).push_image(
         REPO, ["w_2077_43", "recommended"], variant="w43"
     )
-    source = {"type": "docker", "registry": registry.host, "repository": REPO, "insecure": True}
-    config = parse_config(
-        {
-            "images": {"source": source, "numDailies": 0},
-            "prepull": {"maxAttempts": 2, "backoff": 0.1, "maxBackoff": 0.2, "planInterval": 0.2},
-        }
-    )
+    config = parking_config(registry.host, max_attempts=2, max_backoff=0.2)
     exchange = broker_settings.prefix
     async with (
         running_worker(config, broker_settings, database_url),

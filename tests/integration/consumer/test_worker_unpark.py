@@ -15,6 +15,7 @@ from tests.support.launcher import launcher
 from tests.support.rabbit import publish_raw, wait_until
 from tests.support.registry import RunningRegistry
 from worker.adapters.broker.connection import BrokerSettings
+from worker.config import Config
 from worker.converter import parse_config
 
 
@@ -32,6 +33,19 @@ async def pair_state(engine: AsyncEngine, digest: str) -> tuple[str | None, bool
     return (found[0].prepull_state, found[0].present) if found else (None, False)
 
 
+def parking_config(registry: str, *, max_attempts: int, max_backoff: float) -> Config:
+    """The weekly and recommended only, failed pairs parked after ``max_attempts``, with
+    short back-off and planning ticks."""
+    source = {"type": "docker", "registry": registry, "repository": REPO, "insecure": True}
+    prepull = {"maxAttempts": max_attempts, "backoff": 0.1, "maxBackoff": max_backoff}
+    return parse_config(
+        {
+            "images": {"source": source, "numDailies": 0},
+            "prepull": {**prepull, "planInterval": 0.2},
+        }
+    )
+
+
 async def test_a_label_change_unparks_and_the_prepull_is_tried_again(
     registry: RunningRegistry,
     registry_session: aiohttp.ClientSession,
@@ -43,13 +57,7 @@ async def test_a_label_change_unparks_and_the_prepull_is_tried_again(
     weekly = await registry.pusher(registry_session).push_image(
         REPO, ["w_2077_43", "recommended"], variant="w43"
     )
-    source = {"type": "docker", "registry": registry.host, "repository": REPO, "insecure": True}
-    config = parse_config(
-        {
-            "images": {"source": source, "numDailies": 0},
-            "prepull": {"maxAttempts": 1, "backoff": 0.1, "maxBackoff": 1, "planInterval": 0.2},
-        }
-    )
+    config = parking_config(registry.host, max_attempts=1, max_backoff=1)
     exchange = broker_settings.prefix
     async with (
         running_worker(config, broker_settings, database_url),
