@@ -112,15 +112,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def spawner_images(request: web.Request) -> web.Response:
     """``GET /spawner/v1/images``: the reference's SpawnerImages (null fields omitted)."""
-    current = await request.app[_RUNTIME].app.views.current()
-    return web.json_response(wire.spawner_images_json(current.view.spawner_images()))
+    served = await request.app[_RUNTIME].app.documents.current()
+    return web.json_response(wire.spawner_images_json(served.spawner_images()))
 
 
 async def spawner_prepulls(request: web.Request) -> web.Response:
     """``GET /spawner/v1/prepulls``: the reference's PrepullerStatus."""
     app = request.app[_RUNTIME].app
-    view = (await app.views.current()).view
-    images, nodes = view.prepuller_images(), view.node_statuses()
+    served = await app.documents.current()
+    images, nodes = served.prepuller_images(), served.node_statuses()
     return web.json_response(wire.prepuller_status_json(app.config.images, images, nodes))
 
 

@@ -13,6 +13,7 @@ from worker.domain.policy import DropdownPolicy, PrepullPolicy, filter_dropdown
 from worker.domain.tags import ImageType
 
 __all__ = [
+    "Holdings",
     "ImageCatalog",
     "MenuEntry",
     "MenuImages",
@@ -23,6 +24,7 @@ __all__ = [
     "SpawnerImage",
     "SpawnerImages",
     "make_view",
+    "split_prepulled",
 ]
 
 
@@ -106,6 +108,77 @@ class PrepullRequest:
 
 
 @frozen
+class Holdings:
+    """Which of the selected nodes hold each digest, and which of them are eligible."""
+
+    eligible_nodes: tuple[str, ...]
+    """Sorted by name."""
+    holders: Mapping[str, frozenset[str]] = field(repr=False)
+    sizes: Mapping[str, int | None] = field(repr=False)
+    """Per digest, the size the first node (by name) holding it reports."""
+
+    @classmethod
+    def of(cls, nodes: Iterable[tuple[str, bool, Mapping[str, int | None]]]) -> Holdings:
+        """Of the selected nodes, sorted by name: each with its eligibility and the
+        digests it holds (with their sizes)."""
+        eligible: list[str] = []
+        holders: dict[str, set[str]] = {}
+        sizes: dict[str, int | None] = {}
+        for name, ok, held in nodes:
+            if ok:
+                eligible.append(name)
+            for digest, size in held.items():
+                holders.setdefault(digest, set()).add(name)
+                sizes.setdefault(digest, size)
+        frozen_holders = {d: frozenset(n) for d, n in holders.items()}
+        return cls(tuple(sorted(eligible)), frozen_holders, sizes)
+
+    def is_prepulled(self, digest: str | None) -> bool:
+        """Present on every eligible node (vacuously true with none; reference 4.6)."""
+        if digest is None:
+            return False
+        have = self.holders.get(digest, frozenset())
+        return len(have) >= len(self.eligible_nodes) and have.issuperset(self.eligible_nodes)
+
+    def missing(self, digest: str | None) -> list[str]:
+        """Eligible nodes that lack the digest, sorted."""
+        have = self.holders.get(digest or "", frozenset())
+        return [name for name in self.eligible_nodes if name not in have]
+
+    def have(self, digest: str | None) -> tuple[str, ...]:
+        """The nodes that hold the digest, sorted."""
+        return tuple(sorted(self.holders.get(digest or "", frozenset())))
+
+    def shown(
+        self,
+        repository: Repository,
+        tag: str,
+        name: str,
+        digest: str | None,
+        aliases: tuple[str, ...],
+    ) -> SpawnerImage:
+        """The reference's ``PrepulledImage`` shape for one image of ``repository``."""
+        reference = repository.reference(tag)
+        prepulled = self.is_prepulled(digest)
+        return SpawnerImage(reference, tag, name, digest, aliases, prepulled)
+
+    def size(self, digest: str | None, known: int | None) -> int | None:
+        """An image's size: the one known, else what a node holding it reports."""
+        if known is None and digest is not None:
+            return self.sizes.get(digest)
+        return known
+
+
+def split_prepulled(holdings: Holdings, images: Iterable[NodeImage]) -> PrepullerImages:
+    """Prepull-set images split into prepulled and pending."""
+    entries = [(holdings.is_prepulled(i.digest), i) for i in images]
+    return PrepullerImages(
+        prepulled=tuple(e for done, e in entries if done),
+        pending=tuple(e for done, e in entries if not done),
+    )
+
+
+@frozen
 class ImageCatalog:
     """Everything derived from a collection, a policy and the nodes at one moment."""
 
@@ -116,35 +189,25 @@ class ImageCatalog:
     nodes: tuple[Node, ...]
     """The nodes the selector matched, sorted by name."""
     statuses: Mapping[str, tuple[bool, str | None]]
-    holders: Mapping[str, frozenset[str]] = field(repr=False)
-    eligible_nodes: tuple[str, ...] = field(init=False, repr=False)
+    holdings: Holdings = field(repr=False)
 
-    def __attrs_post_init__(self) -> None:
-        eligible = tuple(sorted(n for n, (ok, _) in self.statuses.items() if ok))
-        object.__setattr__(self, "eligible_nodes", eligible)
+    @property
+    def eligible_nodes(self) -> tuple[str, ...]:
+        """The eligible nodes, sorted by name."""
+        return self.holdings.eligible_nodes
 
     def is_prepulled(self, image: Image) -> bool:
         """Present on every eligible node (vacuously true with none; reference 4.6)."""
-        if image.digest is None:
-            return False
-        have = self.holders.get(image.digest, frozenset())
-        return len(have) >= len(self.eligible_nodes) and have.issuperset(self.eligible_nodes)
+        return self.holdings.is_prepulled(image.digest)
 
     def missing(self, image: Image) -> list[str]:
         """Eligible nodes that lack the image, sorted."""
-        have = self.holders.get(image.digest or "", frozenset())
-        return [name for name in self.eligible_nodes if name not in have]
+        return self.holdings.missing(image.digest)
 
     def spawner_image(self, image: Image) -> SpawnerImage:
         """The reference's ``PrepulledImage`` shape for one image."""
-        return SpawnerImage(
-            reference=self.repository.reference(image.tag),
-            tag=image.tag,
-            name=image.display_name,
-            digest=image.digest,
-            aliases=tuple(image.alias_names()),
-            prepulled=self.is_prepulled(image),
-        )
+        shown = (image.tag, image.display_name, image.digest, tuple(image.alias_names()))
+        return self.holdings.shown(self.repository, *shown)
 
     def spawner_images(self) -> SpawnerImages:
         """The spawner images document: recommended, latest of each type, and all tags."""
@@ -203,28 +266,19 @@ class ImageCatalog:
 
     def node_image(self, image: Image) -> NodeImage:
         """Status of one prepull-set image across the selected nodes."""
-        have = self.holders.get(image.digest or "", frozenset())
-        size = image.size
-        if size is None and image.digest is not None:
-            digest = image.digest
-            size = next((n.digests[digest] for n in self.nodes if digest in n.digests), None)
         return NodeImage(
             reference=self.repository.reference(image.tag),
             tag=image.tag,
             name=image.display_name,
             digest=image.digest,
-            size=size,
-            nodes=tuple(sorted(have)),
+            size=self.holdings.size(image.digest, image.size),
+            nodes=self.holdings.have(image.digest),
             missing=tuple(self.missing(image)),
         )
 
     def prepuller_images(self) -> PrepullerImages:
         """Prepull-set images split into prepulled and pending."""
-        entries = [(self.is_prepulled(i), self.node_image(i)) for i in self.status_images()]
-        return PrepullerImages(
-            prepulled=tuple(e for done, e in entries if done),
-            pending=tuple(e for done, e in entries if not done),
-        )
+        return split_prepulled(self.holdings, map(self.node_image, self.status_images()))
 
     def node_statuses(self) -> list[NodeStatus]:
         """Every selected node, sorted by name, with the prepull images it holds."""
@@ -272,12 +326,10 @@ def make_view(
         )
     )
     statuses = {}
-    holders: dict[str, set[str]] = {}
     for node in selected:
         verdict = eligibility(node.taints, tolerations)
         statuses[node.name] = (verdict.eligible, verdict.comment)
-        for digest in node.digests:
-            holders.setdefault(digest, set()).add(node.name)
+    holdings = Holdings.of((n.name, statuses[n.name][0], n.digests) for n in selected)
     return ImageCatalog(
         repository=repository,
         collection=collection,
@@ -285,5 +337,5 @@ def make_view(
         policy=policy,
         nodes=selected,
         statuses=statuses,
-        holders={d: frozenset(n) for d, n in holders.items()},
+        holdings=holdings,
     )

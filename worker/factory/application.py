@@ -42,7 +42,7 @@ from worker.converter import load_config
 from worker.services.fresh_digests import FreshDigests
 from worker.services.refresh import RefreshReport, configured_policy, refresh
 from worker.services.resolve import ImageResolver
-from worker.services.spawner import SpawnerCatalog
+from worker.services.spawner import SpawnerCatalog, SpawnerDocuments
 
 __all__ = [
     "CONFIG_ENV",
@@ -158,7 +158,9 @@ class Application:
     registry: RegistryClient
     log: EventLog
     views: SpawnerCatalog
-    """The spawner's domain view of the ledger, cached per log position."""
+    """The spawner's domain view of the ledger (for resolving), cached per log position."""
+    documents: SpawnerDocuments
+    """What the spawner API serves: the stored catalog, cached per log position."""
     resolver: ImageResolver
     """Tags, references and image classes to images (the ledger's digests; HEADs through
     ``registry`` for tags it never resolved, coalesced, cached and budgeted)."""
@@ -218,7 +220,9 @@ async def application(
     hears every registry request (refreshes and resolves alike)."""
     async with database(url) as engine, aiohttp.ClientSession() as session:
         client = registry_client(config, session, on_registry_request)
-        views = SpawnerCatalog(SpawnerStore(engine), config)
+        store = SpawnerStore(engine)
+        views = SpawnerCatalog(store, config)
+        documents = SpawnerDocuments(store, config)
         repository = config.images.repository
         heads = FreshDigests(
             lambda: RegistryTagSource(client, repository),
@@ -226,7 +230,9 @@ async def application(
             per_minute=config.http.resolve_heads_per_minute,
         )
         resolver = ImageResolver(views, heads)
-        yield Application(config, engine, session, client, EventLog(engine), views, resolver)
+        yield Application(
+            config, engine, session, client, EventLog(engine), views, documents, resolver
+        )
 
 
 @frozen
