@@ -7,15 +7,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.statements import Statement
 
 __all__ = ["PRUNE_MESSAGES", "record_messages", "recorded_bodies"]
 
-_RECORDED = "SELECT message_id, body_sha256 FROM ledger.messages WHERE message_id = ANY($1::text[])"
-_RECORD = """
-INSERT INTO ledger.messages (message_id, body_sha256, routing_key)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-ON CONFLICT (message_id) DO NOTHING
-"""
+_RECORDED = Statement(
+    "SELECT message_id, body_sha256 FROM ledger.messages"
+    " WHERE message_id = ANY(CAST(:message_ids AS text[]))"
+)
+_RECORD = Statement(
+    "INSERT INTO ledger.messages (message_id, body_sha256, routing_key)"
+    " SELECT * FROM unnest(CAST(:message_ids AS text[]), CAST(:bodies AS text[]),"
+    " CAST(:routing_keys AS text[])) ON CONFLICT (message_id) DO NOTHING"
+)
 PRUNE_MESSAGES = "DELETE FROM ledger.messages WHERE recorded_at < :cutoff"
 """Rows recorded before the cutoff (``imageledger prune``)."""
 
@@ -26,7 +30,7 @@ async def recorded_bodies(db: Any, message_ids: Iterable[str]) -> dict[str, str]
     if not wanted:
         return {}
     async with translate_errors("read folded message ids"):
-        rows = await db.fetch(_RECORDED, wanted)
+        rows = await _RECORDED.fetch(db, message_ids=wanted)
     return {r[0]: r[1] for r in rows}
 
 
@@ -36,4 +40,4 @@ async def record_messages(db: Any, rows: Sequence[tuple[str, str, str]]) -> None
         return
     ids, bodies, keys = (list(column) for column in zip(*rows, strict=True))
     async with translate_errors("record folded message ids"):
-        await db.execute(_RECORD, ids, bodies, keys)
+        await _RECORD.execute(db, message_ids=ids, bodies=bodies, routing_keys=keys)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.statements import Statement, statement
 from worker.adapters.ledger.stores.history import decode_event
 from worker.domain.explain import ExplainInput, ImageQuery, attempt_of
 from worker.domain.prepull import PairState, PrepullSettings
@@ -28,55 +29,17 @@ from worker.domain.targets import NewerTag, TagFacts, TargetRow
 
 __all__ = ["ExplainStore"]
 
-_TAGS = """
-SELECT t.registry, t.repository, t.tag, t.digest, t.image_type, t.parsed_type,
-       t.display_name, t.architecture, t.cycle, t.alias_target, t.aliases, t.flagged
-FROM dashboard.tags t
-WHERE ($1::text IS NULL OR t.tag = $1) AND ($2::text IS NULL OR t.digest = $2)
-  AND ($3::text IS NULL OR t.registry = $3) AND ($4::text IS NULL OR t.repository = $4)
-  AND ($1::text IS NOT NULL OR EXISTS (
-      SELECT 1 FROM dashboard.images i
-      WHERE i.registry = t.registry AND i.repository = t.repository AND i.tag = t.tag))
-ORDER BY t.registry, t.repository, t.type_rank, t.sort_text DESC
-"""
-_REMOVED = """
-SELECT registry, repository, removed_at FROM ledger.tags
-WHERE tag = $1 AND removed_at IS NOT NULL
-  AND ($2::text IS NULL OR registry = $2) AND ($3::text IS NULL OR repository = $3)
-ORDER BY registry, repository
-"""
-_DIGEST_KNOWN = "SELECT EXISTS (SELECT 1 FROM ledger.node_images WHERE digest = $1)"
-_TARGETS = """
-SELECT tag, digest, display_name, image_type, pull FROM dashboard.prepull_targets
-WHERE registry = $1 AND repository = $2 AND (tag = $3 OR digest = $4)
-ORDER BY display_position, tag
-"""
-_NEWER = """
-SELECT t.tag, t.architecture, t.cycle
-FROM ledger.tags t
-JOIN ledger.tags me ON me.registry = t.registry AND me.repository = t.repository AND me.tag = $3
-WHERE t.registry = $1 AND t.repository = $2 AND t.removed_at IS NULL
-  AND t.image_type = me.image_type AND t.sort_text > me.sort_text
-ORDER BY t.sort_text DESC
-LIMIT 1000
-"""
-_IN_FLIGHT = """
-SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,
-       prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag
-FROM ledger.node_images
-WHERE node = $1 AND digest <> $2 AND prepull_state = 'requested' AND present IS NOT TRUE
-"""
-_IN_FLIGHT_TOTAL = """
-SELECT count(*) FROM ledger.node_images
-WHERE prepull_state = 'requested' AND present IS NOT TRUE
-"""
-_ATTEMPTS = """
-SELECT type, version, data FROM (
-    SELECT position, type, version, data FROM ledger.events
-    WHERE stream = $1 AND type LIKE 'prepull.%' AND data ->> 'digest' = $2
-    ORDER BY position DESC LIMIT $3
-) newest ORDER BY position
-"""
+_TAGS = statement("explain/tags")
+_REMOVED = statement("explain/removed")
+_DIGEST_KNOWN = Statement("SELECT EXISTS (SELECT 1 FROM ledger.node_images WHERE digest = :digest)")
+_TARGETS = statement("explain/targets")
+_NEWER = statement("explain/newer")
+_IN_FLIGHT = statement("explain/in_flight")
+_IN_FLIGHT_TOTAL = Statement(
+    "SELECT count(*) FROM ledger.node_images"
+    " WHERE prepull_state = 'requested' AND present IS NOT TRUE"
+)
+_ATTEMPTS = statement("explain/attempts")
 
 
 def _tag_facts(r: Any) -> TagFacts:
@@ -112,22 +75,24 @@ class ExplainStore:
     async def find_tags(self, query: ImageQuery) -> list[TagFacts]:
         """The current tags the name stands for: a tag in every repository holding it (or
         the one named), or the primary tag of a digest per repository."""
-        args = (query.tag, query.digest, query.registry, query.repository)
+        named = {"registry": query.registry, "repository": query.repository}
         async with self._db("read dashboard.tags") as db:
-            return [_tag_facts(r) for r in await db.fetch(_TAGS, *args)]
+            rows = await _TAGS.fetch(db, tag=query.tag, digest=query.digest, **named)
+        return [_tag_facts(r) for r in rows]
 
     async def removed(self, query: ImageQuery) -> list[tuple[str, datetime]]:
         """``registry/repository:tag`` and removal time of each removed tag of that name."""
         if query.tag is None:
             return []
         async with self._db("read ledger.tags") as db:
-            rows = await db.fetch(_REMOVED, query.tag, query.registry, query.repository)
+            named = {"registry": query.registry, "repository": query.repository}
+            rows = await _REMOVED.fetch(db, tag=query.tag, **named)
         return [(f"{r[0]}/{r[1]}:{query.tag}", r[2]) for r in rows]
 
     async def digest_known(self, digest: str) -> bool:
         """Whether any node has a presence or prepull record of the digest."""
         async with self._db("read ledger.node_images") as db:
-            return bool(await db.fetchval(_DIGEST_KNOWN, digest))
+            return bool(await _DIGEST_KNOWN.fetchval(db, digest=digest))
 
     async def node(self, name: str) -> NodeRow | None:
         """The node's projection row, or None for a node never seen."""
@@ -140,18 +105,20 @@ class ExplainStore:
     ) -> ExplainInput:
         """Everything the answer for ``image`` on ``node`` needs, read in one connection."""
         repo = (image.registry, image.repository)
+        named = {"registry": image.registry, "repository": image.repository}
         digest = image.digest or ""
         async with self._db("read the prepull state") as db:
-            targets = await db.fetch(_TARGETS, *repo, image.tag, image.digest)
+            targets = await _TARGETS.fetch(db, tag=image.tag, digest=image.digest, **named)
             policies: list[PolicyRow] = await fetch_keyed(db, CODECS[PolicyRow], [repo])
-            newer = await db.fetch(_NEWER, *repo, image.tag)
+            newer = await _NEWER.fetch(db, tag=image.tag, **named)
             nodes: list[NodeRow] = await fetch_keyed(db, CODECS[NodeRow], [node])
             pairs: list[NodeImageRow] = await fetch_keyed(
                 db, CODECS[NodeImageRow], [(node, digest)]
             )
-            in_flight = await db.fetch(_IN_FLIGHT, node, digest)
-            total = await db.fetchval(_IN_FLIGHT_TOTAL)
-            events = await db.fetch(_ATTEMPTS, f"prepull:{node}", digest, self._attempts)
+            in_flight = await _IN_FLIGHT.fetch(db, node=node, digest=digest)
+            total = await _IN_FLIGHT_TOTAL.fetchval(db)
+            stream = f"prepull:{node}"
+            events = await _ATTEMPTS.fetch(db, stream=stream, digest=digest, newest=self._attempts)
         policy = policies[0] if policies else None
         attempts = (attempt_of(decode_event(r[0], r[1], r[2])) for r in events)
         return ExplainInput(

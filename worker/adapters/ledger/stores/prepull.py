@@ -23,6 +23,7 @@ from worker.adapters.ledger.migrate import current_revision, revisions
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.statements import Statement, statement
 from worker.adapters.ledger.stores.units import UnitStore
 from worker.domain.changes import Gating, Offer, RepositoryKey
 from worker.domain.images import Repository
@@ -46,66 +47,44 @@ __all__ = ["LedgerStatus", "WorkStore", "WorkUnit"]
 
 log = structlog.get_logger(__name__)
 
-_TARGETS = (
+_TARGETS = Statement(
     "SELECT registry, repository, tag, digest, position FROM ledger.prepull_targets"
     " WHERE pull AND digest IS NOT NULL ORDER BY position, tag"
 )
-_ELIGIBLE = "SELECT node FROM ledger.nodes WHERE eligible AND gone_at IS NULL ORDER BY node"
-_ACTIVE = (
+_ELIGIBLE = Statement(
+    "SELECT node FROM ledger.nodes WHERE eligible AND gone_at IS NULL ORDER BY node"
+)
+_ACTIVE = Statement(
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
     " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag,"
     " prepull_reason"
     " FROM ledger.node_images"
-    " WHERE prepull_state = 'requested' OR (prepull_state = 'failed' AND digest = ANY($1::text[]))"
+    " WHERE prepull_state = 'requested'"
+    " OR (prepull_state = 'failed' AND digest = ANY(CAST(:digests AS text[])))"
 )
-_ANNOUNCED = "SELECT message_id FROM ledger.outbox WHERE message_id = ANY($1::text[])"
-_HELD = (
+_ANNOUNCED = Statement(
+    "SELECT message_id FROM ledger.outbox WHERE message_id = ANY(CAST(:message_ids AS text[]))"
+)
+_HELD = Statement(
     "SELECT p.digest FROM ledger.image_presence p"
-    " WHERE p.digest = ANY($1::text[]) AND p.eligible_nodes >= $2"
+    " WHERE p.digest = ANY(CAST(:digests AS text[])) AND p.eligible_nodes >= :nodes"
 )
-# The pairs without pending state that a plan may request, within prepull.request_window:
-# per node its first (cap - busy) in target order, then the first `total` in (target, node)
-# order. Targets held everywhere are left out: nothing to request there.
-_CANDIDATES = """
-WITH target AS (
-    SELECT t.digest, t.ord FROM unnest($1::text[]) WITH ORDINALITY AS t(digest, ord)
-),
-room AS (
-    SELECT n.node, $4::integer - coalesce(b.busy, 0) AS room
-    FROM ledger.nodes n
-    LEFT JOIN unnest($2::text[], $3::integer[]) AS b(node, busy) ON b.node = n.node
-    WHERE n.eligible AND n.gone_at IS NULL AND $4::integer > coalesce(b.busy, 0)
-),
-missing AS (
-    SELECT r.node, t.digest, t.ord,
-           row_number() OVER (PARTITION BY r.node ORDER BY t.ord) AS k, r.room
-    FROM target t CROSS JOIN room r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM ledger.node_images ni
-        WHERE ni.node = r.node AND ni.digest = t.digest
-          AND (ni.present OR ni.prepull_state IN ('requested', 'failed', 'parked'))
-    )
-)
-SELECT m.node, m.digest, false, ni.prepull_state, coalesce(ni.prepull_requests, 0),
-       coalesce(ni.prepull_failures, 0), ni.prepull_deadline, ni.prepull_finished_at,
-       ni.registry, ni.repository, ni.tag, ni.prepull_reason
-FROM missing m
-LEFT JOIN ledger.node_images ni ON ni.node = m.node AND ni.digest = m.digest
-WHERE m.k <= m.room
-ORDER BY m.ord, m.node
-LIMIT $5
-"""
-_PRESENCE = (
+_CANDIDATES = statement("prepull/candidates")
+_PRESENCE = Statement(
     "SELECT node, digest, present, observed_at, source FROM ledger.node_images"
-    " WHERE node = ANY($1::text[]) AND present IS NOT NULL"
+    " WHERE node = ANY(CAST(:nodes AS text[])) AND present IS NOT NULL"
 )
-_PARKED = (
+_PARKED = Statement(
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
     " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag,"
     " prepull_reason"
-    " FROM ledger.node_images WHERE node = ANY($1::text[]) AND prepull_state = 'parked'"
+    " FROM ledger.node_images"
+    " WHERE node = ANY(CAST(:nodes AS text[])) AND prepull_state = 'parked'"
 )
-_TYPES = "SELECT type, count(*) FROM ledger.events WHERE position = ANY($1::bigint[]) GROUP BY type"
+_TYPES = Statement(
+    "SELECT type, count(*) FROM ledger.events"
+    " WHERE position = ANY(CAST(:positions AS bigint[])) GROUP BY type"
+)
 
 
 class WorkUnit:
@@ -119,7 +98,7 @@ class WorkUnit:
         wanted = sorted(set(names))
         async with translate_errors("read nodes"):
             rows: list[NodeRow] = await fetch_keyed(self._tx.driver, CODECS[NodeRow], wanted)
-            records = await self._tx.driver.fetch(_PRESENCE, wanted)
+            records = await _PRESENCE.fetch(self._tx.driver, nodes=wanted)
         presence: dict[str, dict[str, Presence]] = {}
         for r in records:
             presence.setdefault(r[0], {})[r[1]] = Presence(r[2], r[3], r[4] or "inventory")
@@ -143,27 +122,38 @@ class WorkUnit:
         flight or failed, the pairs the plan may request, and the complete digests."""
         db = self._tx.driver
         async with translate_errors("read the prepull state"):
-            targets = tuple(PrepullTarget(*r) for r in await db.fetch(_TARGETS))
-            nodes = tuple(r[0] for r in await db.fetch(_ELIGIBLE))
+            targets = tuple(PrepullTarget(*r) for r in await _TARGETS.fetch(db))
+            nodes = tuple(r[0] for r in await _ELIGIBLE.fetch(db))
             order = pull_order(targets)
             digests = [t.digest for t in order]
-            active = [PairState(*r) for r in await db.fetch(_ACTIVE, digests)]
-            held = {r[0] for r in await db.fetch(_HELD, digests, len(nodes))} if nodes else set()
+            active = [PairState(*r) for r in await _ACTIVE.fetch(db, digests=digests)]
+            held = (
+                {r[0] for r in await _HELD.fetch(db, digests=digests, nodes=len(nodes))}
+                if nodes
+                else set()
+            )
             busy = busy_nodes(active, settings, now)
             per_node, total = request_window(settings)
             wanted = [d for d in digests if d not in held]
-            records = await db.fetch(
-                _CANDIDATES, wanted, list(busy), list(busy.values()), per_node, total
+            records = await _CANDIDATES.fetch(
+                db,
+                digests=wanted,
+                busy_nodes=list(busy),
+                busy_counts=list(busy.values()),
+                per_node=per_node,
+                total=total,
             )
             ids = [complete_message_id(t) for t in order if t.digest in held]
-            announced = {r[0] for r in await db.fetch(_ANNOUNCED, ids)} if ids else set()
+            announced = (
+                {r[0] for r in await _ANNOUNCED.fetch(db, message_ids=ids)} if ids else set()
+            )
         pairs = {(p.node, p.digest): p for p in (*active, *(PairState(*r) for r in records))}
         return PlanInput(targets, nodes, pairs, frozenset(held), frozenset(announced))
 
     async def parked_pairs(self, nodes: Iterable[str]) -> list[PairState]:
         """The parked (node, digest) pairs of these nodes."""
         async with translate_errors("read parked prepulls"):
-            records = await self._tx.driver.fetch(_PARKED, sorted(set(nodes)))
+            records = await _PARKED.fetch(self._tx.driver, nodes=sorted(set(nodes)))
         return [PairState(*r) for r in records]
 
     async def append(self, facts: Sequence[Fact]) -> dict[str, int]:
@@ -175,7 +165,7 @@ class WorkUnit:
         if not result.positions:
             return {}
         async with translate_errors("count appended events"):
-            rows = await self._tx.driver.fetch(_TYPES, list(result.positions))
+            rows = await _TYPES.fetch(self._tx.driver, positions=list(result.positions))
         return {r[0]: int(r[1]) for r in rows}
 
     async def recorded_bodies(self, message_ids: Iterable[str]) -> dict[str, str]:

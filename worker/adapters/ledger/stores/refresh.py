@@ -29,6 +29,7 @@ from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEven
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.statements import Statement
 from worker.converter import converter
 from worker.domain.changes import ChangeRule, ImagesState, Offer, images_state
 from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
@@ -58,13 +59,14 @@ def _event_key(prefix: str, event: Event) -> str:
     return f"{prefix}:{event.TYPE}:{tag}"
 
 
+_HAS_ROWS = Statement(
+    "SELECT 1 FROM ledger.images WHERE registry = :registry AND repository = :repository LIMIT 1"
+)
+
+
 async def _has_rows(tx: LedgerTransaction, repository: Repository) -> bool:
-    row = await tx.driver.fetchval(
-        "SELECT 1 FROM ledger.images WHERE registry = $1 AND repository = $2 LIMIT 1",
-        repository.registry,
-        repository.repository,
-    )
-    return row is not None
+    where = {"registry": repository.registry, "repository": repository.repository}
+    return await _HAS_ROWS.fetchval(tx.driver, **where) is not None
 
 
 class LedgerRefreshStore:
