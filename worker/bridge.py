@@ -22,7 +22,7 @@ from aiohttp import web
 
 from worker.domain.errors import KubeUnavailableError, MessageRejected, TransientError
 from worker.domain.messages import Delivery, PrepullRequestedMessage
-from worker.factory import METRICS_CONTENT_TYPE, BridgeRuntime, unless_stopped
+from worker.factory import METRICS_CONTENT_TYPE, BridgeRuntime, connect_unless_stopped
 
 __all__ = ["HELD", "Bridge", "serve_bridge"]
 
@@ -82,7 +82,7 @@ class Bridge:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (SIGTERM), then stop gracefully; a reporter that
         fails (a bug: API and broker failures are retried) ends the run with its error."""
-        if not await self._connect_unless_stopped(stop):
+        if not await connect_unless_stopped(self._rt.broker.connect(), stop, log, "bridge"):
             return
         await self.start()
         stopping = asyncio.create_task(stop.wait())
@@ -95,12 +95,6 @@ class Bridge:
         finally:
             stopping.cancel()
             await self.stop()
-
-    async def _connect_unless_stopped(self, stop: asyncio.Event) -> bool:
-        if await unless_stopped(self._rt.broker.connect(), stop):
-            return True
-        log.info("bridge stopped before RabbitMQ was reached")
-        return False
 
 
 async def livez(request: web.Request) -> web.Response:

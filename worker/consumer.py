@@ -28,7 +28,7 @@ from worker.domain.messages import (
     PodCompleted,
     RefreshRequested,
 )
-from worker.factory import Runtime, utcnow
+from worker.factory import Runtime, connect_unless_stopped, utcnow
 from worker.services.admission import clock_admission
 from worker.services.prepull import BatchReport, handle_batch, node_rules, prepull_settings
 from worker.services.refresh import RefreshReport
@@ -149,28 +149,13 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (SIGTERM), then stop gracefully. RabbitMQ is connected
         first (with back-off, a log line per retry) unless ``stop`` comes before."""
-        if not await self._connect_unless_stopped(stop):
+        if not await connect_unless_stopped(self._rt.broker.connect(), stop, log, "worker"):
             return
         await self.start()
         try:
             await stop.wait()
         finally:
             await self.stop()
-
-    async def _connect_unless_stopped(self, stop: asyncio.Event) -> bool:
-        """Connect to RabbitMQ unless ``stop`` is set first; False when it was."""
-        connecting = asyncio.create_task(self._rt.broker.connect())
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if connecting in done:
-            connecting.result()
-            return True
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connecting
-        log.info("worker stopped before RabbitMQ was reached")
-        return False
 
     async def _plan_ticks(self) -> None:
         interval = self._rt.app.config.prepull.plan_interval.total_seconds()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from attrs import evolve, frozen
+from attrs import asdict, evolve, frozen
 
 from worker.domain.errors import InvalidDockerReferenceError, UnknownImageError
 from worker.domain.images import Image, TagEntry
@@ -80,7 +80,8 @@ Lookup = Found | FetchDigest
 
 @frozen
 class ResolvedImage:
-    """One resolved image: the spawner's ``PrepulledImage`` plus what a lab pod runs."""
+    """One resolved image: the spawner's ``PrepulledImage`` (``SpawnerImage``, field for
+    field, its digest known) plus what a lab pod runs."""
 
     reference: str
     tag: str
@@ -160,13 +161,6 @@ def resolved_image(view: ImageCatalog, image: Image) -> ResolvedImage:
     """The resolved shape of an image of ``view`` whose digest is known."""
     if image.digest is None:
         raise ValueError(f"image {image.tag} has no digest")
-    shown = view.spawner_image(image)
-    return ResolvedImage(
-        reference=shown.reference,
-        tag=shown.tag,
-        name=shown.name,
-        digest=image.digest,
-        aliases=shown.aliases,
-        prepulled=shown.prepulled,
-        reference_with_digest=view.repository.reference(image.tag, image.digest),
-    )
+    shown = asdict(view.spawner_image(image), recurse=False)  # its digest is image.digest
+    with_digest = view.repository.reference(image.tag, image.digest)
+    return ResolvedImage(**shown, reference_with_digest=with_digest)

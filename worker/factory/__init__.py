@@ -37,7 +37,7 @@ from worker.factory.checks import Check, run_checks
 from worker.factory.console import Console
 from worker.factory.operations import DEFAULT_PREFIX, Operations, RefreshRequest
 from worker.factory.startup import start_fields, version
-from worker.factory.stopping import unless_stopped
+from worker.factory.stopping import connect_unless_stopped, unless_stopped
 
 __all__ = [
     "CONFIG_ENV",
@@ -62,6 +62,7 @@ __all__ = [
     "bridge_settings",
     "broker_settings",
     "config_path",
+    "connect_unless_stopped",
     "http_token",
     "kubeconfig",
     "load",

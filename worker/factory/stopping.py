@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-__all__ = ["unless_stopped"]
+__all__ = ["connect_unless_stopped", "unless_stopped"]
 
 
 async def unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
@@ -23,4 +23,15 @@ async def unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
     working.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await working
+    return False
+
+
+async def connect_unless_stopped(
+    connect: Coroutine[Any, Any, None], stop: asyncio.Event, log: Any, who: str
+) -> bool:
+    """Connect to RabbitMQ (``connect``) unless ``stop`` is set first; False when it was,
+    and ``log`` says that ``who`` (the worker, the bridge) stopped before it was reached."""
+    if await unless_stopped(connect, stop):
+        return True
+    log.info(f"{who} stopped before RabbitMQ was reached")
     return False

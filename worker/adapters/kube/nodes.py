@@ -54,15 +54,8 @@ class KubeNodes:
 
     def watch_nodes(self, resource_version: str) -> AsyncGenerator[NodeEvent, None]:
         """Node changes after ``resource_version``, with bookmarks, until the server ends
-        the watch (a few minutes at most); then watch again from the last version.
-
-        Raises
-        ------
-        KubeWatchExpiredError
-            ``resource_version`` is too old (410): list again.
-        KubeUnavailableError
-            The API server cannot be reached, went away, or refused.
-        """
+        the watch (a few minutes at most); then watch again from the last version. Raises
+        as ``watch.watch_events`` does (``KubeWatchExpiredError``: list again)."""
         return watch_read(
             self._core.list_node,
             "watch nodes",

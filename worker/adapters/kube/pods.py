@@ -94,15 +94,8 @@ class KubePods:
 
     def watch_prepull_pods(self, resource_version: str) -> AsyncGenerator[PodEvent, None]:
         """Changes of the bridge's prepull pods after ``resource_version``, with bookmarks,
-        until the server ends the watch.
-
-        Raises
-        ------
-        KubeWatchExpiredError
-            ``resource_version`` is too old (410): list again.
-        KubeUnavailableError
-            The API server cannot be reached, went away, or refused.
-        """
+        until the server ends the watch. Raises as ``watch.watch_events`` does
+        (``KubeWatchExpiredError``: list again)."""
         return watch_read(
             self._core.list_namespaced_pod,
             f"watch pods in {self._namespace}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from attrs import frozen
+from attrs import asdict, frozen
 from kubernetes_asyncio.client import (
     V1Container,
     V1LocalObjectReference,
@@ -58,13 +58,8 @@ class PodSettings:
 
 
 def _toleration(t: Toleration) -> V1Toleration:
-    return V1Toleration(
-        key=t.key,
-        operator=t.operator,
-        value=t.value,
-        effect=t.effect,
-        toleration_seconds=t.toleration_seconds,
-    )
+    """The domain's toleration has the pod spec's fields, under the client's names."""
+    return V1Toleration(**asdict(t))
 
 
 def prepull_pod(request: PrepullRequestedMessage, now: datetime, settings: PodSettings) -> V1Pod:
