@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.statements import statement
 from worker.adapters.ledger.stores import dashboard
 
 __all__ = ["ConsoleStore"]
@@ -34,17 +35,7 @@ _REFRESHES = text(
     " duration_seconds, tags_total, discovered, resolved, moved, removed, requests_total,"
     " retries, flagged_tags, reason FROM dashboard.refreshes LIMIT :limit"
 )
-_MOVES = text(
-    "SELECT h.registry, h.repository, h.tag, h.valid_from AS moved_at, h.previous_digest,"
-    " h.digest, p.tag AS previous_tag, n.tag AS new_tag"
-    " FROM dashboard.tag_history h"
-    " LEFT JOIN dashboard.images p ON p.registry = h.registry"
-    " AND p.repository = h.repository AND p.digest = h.previous_digest"
-    " LEFT JOIN dashboard.images n ON n.registry = h.registry"
-    " AND n.repository = h.repository AND n.digest = h.digest"
-    " WHERE h.previous_digest IS NOT NULL AND h.digest IS NOT NULL AND h.valid_from > :since"
-    " ORDER BY h.valid_from DESC, h.tag"
-)
+_MOVES = statement("console/moves").clause
 
 
 class ConsoleStore:

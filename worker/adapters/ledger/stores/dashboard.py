@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.statements import statement
 
 __all__ = ["menu_rows", "node_status_rows", "prepull_status_rows"]
 
@@ -15,25 +16,9 @@ _MENU = text(
     "SELECT registry, repository, section, position, tag, digest, reference, display_name,"
     " prepulled FROM dashboard.menu"
 )
-_STATUS = text(
-    "SELECT s.registry, s.repository, s.tag, s.digest, s.display_name, s.display_position,"
-    " s.eligible_nodes, s.present_nodes, s.missing_nodes, s.prepulled,"
-    " coalesce(s.digest = r.digest, false) AS recommended"
-    " FROM dashboard.prepull_status s"
-    " LEFT JOIN ledger.menu_entries r ON r.registry = s.registry"
-    " AND r.repository = s.repository AND r.section = 'radio' AND NOT r.requires_prepulled"
-    " ORDER BY s.registry, s.repository, s.display_position"
-)
+_STATUS = statement("dashboard/status").clause
 
-_NODES = text(
-    "SELECT n.node, n.eligible, n.comment AS reason,"
-    " count(q.tag) AS missing_count,"
-    " coalesce(array_agg(q.tag || CASE WHEN q.status = 'pending' THEN ''"
-    " ELSE ' (' || q.status || ')' END ORDER BY q.display_position, q.tag)"
-    " FILTER (WHERE q.tag IS NOT NULL), '{}') AS missing"
-    " FROM dashboard.nodes n LEFT JOIN dashboard.prepull_queue q ON q.node = n.node"
-    " WHERE n.current GROUP BY n.node, n.eligible, n.comment ORDER BY n.node"
-)
+_NODES = statement("dashboard/nodes").clause
 
 
 async def _rows(engine: AsyncEngine, query: Any, what: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.statements import statement
 from worker.domain.figures import LedgerFigures, PrepullTargetFigures
 from worker.domain.images import Repository
 
@@ -16,55 +17,9 @@ _LAST_SUCCESS = text(
     " WHERE registry = :registry AND repository = :repository AND status = 'completed'"
 )
 
-# Per prepull target: the counts of dashboard.prepull_status, and how long the counted node
-# that has waited longest has lacked it, since the later of the digest's first sighting (else
-# the tag's) and the node's: the earliest-seen node that lacks it (only where one does). The
-# age is clamped at 0 (times come from the events).
-_TARGETS = text(
-    """
-WITH counted AS (
-    SELECT n.node, n.first_seen_at FROM ledger.nodes n WHERE n.eligible AND n.gone_at IS NULL
-),
-targets AS (
-    SELECT
-        t.registry, t.repository, t.tag, t.digest,
-        coalesce(
-            (SELECT min(h.valid_from) FROM ledger.tag_history h
-             WHERE h.digest = t.digest AND h.registry = t.registry
-               AND h.repository = t.repository),
-            (SELECT min(h.valid_from) FROM ledger.tag_history h
-             WHERE h.tag = t.tag AND h.registry = t.registry AND h.repository = t.repository)
-        ) AS first_seen_at
-    FROM ledger.prepull_targets t
-    WHERE t.registry = :registry AND t.repository = :repository
-)
-SELECT
-    s.registry, s.repository, s.tag, s.eligible_nodes, s.present_nodes, s.missing_nodes,
-    coalesce((
-        SELECT extract(epoch FROM now() - greatest(x.first_seen_at, c.first_seen_at))
-        FROM counted c
-        WHERE s.missing_nodes > 0 AND NOT EXISTS (
-            SELECT 1 FROM ledger.node_images ni
-            WHERE ni.node = c.node AND ni.digest = x.digest AND ni.present
-        )
-        ORDER BY c.first_seen_at
-        LIMIT 1
-    ), 0) AS oldest_missing_age_seconds
-FROM dashboard.prepull_status s
-JOIN targets x ON x.registry = s.registry AND x.repository = s.repository AND x.tag = s.tag
-ORDER BY s.display_position, s.tag
-"""
-)
+_TARGETS = statement("figures/targets").clause
 
-_PREPULLS = text(
-    """
-SELECT CASE prepull_state WHEN 'requested' THEN 'in_flight' ELSE prepull_state END, count(*)
-FROM ledger.node_images
-WHERE (prepull_state IN ('requested', 'failed', 'parked') AND present IS NOT TRUE)
-   OR prepull_state = 'succeeded'
-GROUP BY prepull_state
-"""
-)
+_PREPULLS = statement("figures/prepulls").clause
 
 _OUTBOX = text(
     "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
+from worker.adapters.ledger.statements import statement
 from worker.converter import converter
 from worker.domain.events import Event
 from worker.domain.projection import TagInterval
@@ -49,16 +50,7 @@ _NAMES = text(
     " display_position FROM dashboard.images WHERE digest = ANY(CAST(:digests AS text[]))"
     " ORDER BY digest, registry, repository"
 )
-_NODE_EVENTS = text(
-    "SELECT type, version, data FROM ("
-    " SELECT position, type, version, data FROM ledger.events"
-    " WHERE ((stream = :node_stream"
-    " AND type IN ('node.seen', 'node.inventory_observed', 'node.gone'))"
-    " OR (stream = :prepull_stream AND type = 'prepull.succeeded'))"
-    " AND occurred_at <= :until"
-    " ORDER BY occurred_at DESC, position DESC LIMIT :limit) newest"
-    " ORDER BY position"
-)
+_NODE_EVENTS = statement("history/node_events").clause
 
 
 def decode_event(type_name: str, version: int, data: Any) -> Event:
