@@ -3,7 +3,7 @@
 A refresh stores its catalog as rows (``ledger.images``, ``ledger.prepull_targets``); the
 node fold keeps the nodes (eligibility decided when they were seen) and what each holds.
 The spawner's ``images`` and ``prepulls`` documents are these rows joined with the nodes:
-no tag is parsed and no collection rebuilt per request. The rules are the catalog's
+no collection is rebuilt per request. The rules are the catalog's
 (``worker.domain.menu.ImageCatalog``): an image is prepulled when every eligible node
 holds its digest; the nodes listed are those the node selector matched.
 """
@@ -25,7 +25,7 @@ from worker.domain.menu import (
     split_prepulled,
 )
 from worker.domain.node_observation import OUTSIDE_SELECTOR
-from worker.domain.tags import ImageType
+from worker.domain.tags import ImageType, parse_alias_tag
 
 __all__ = ["ServedCatalog", "StoredImage", "StoredNode", "StoredTarget"]
 
@@ -109,17 +109,17 @@ class ServedCatalog:
         return self.holdings.shown(self.repository, *shown)
 
     def _recommended(self) -> StoredImage | None:
-        """The recommended tag's image when it is in the prepull set: stored as a target, or
-        hidden there as a resolved alias of one. (Every tag the policy recommends is a
-        prepull candidate unless its own name is architecture-specific; an alias resolved
-        to a target of the set keeps its own architecture, as the target has none.)"""
-        tags = {t.tag for t in self.targets}
-        for image in self.images:
-            if image.tag != self.recommended_tag:
-                continue
-            hidden = image.alias_target in tags and image.architecture is None
-            return image if image.tag in tags or hidden else None
-        return None
+        """The recommended tag's image when it is in the prepull set: the policy always
+        makes it a prepull candidate unless its own name is architecture-specific. The
+        stored architecture is the name's, unless the image was resolved as an alias of
+        another (then it may be the target's): the name's is read from the tag grammar."""
+        image = next((i for i in self.images if i.tag == self.recommended_tag), None)
+        if image is None:
+            return None
+        own = image.architecture
+        if image.alias_target is not None:
+            own = parse_alias_tag(image.tag).architecture
+        return image if own is None else None
 
     def _latest(self, kind: ImageType) -> StoredImage | None:
         """The prepull set's newest image of a type (typed images are never hidden among
