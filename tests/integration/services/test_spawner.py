@@ -73,3 +73,29 @@ async def test_served_equals_evaluated(
     assert second.position > first.position
     assert gone not in [n.name for n in second.nodes]
     assert documents(config, second) == documents(config, (await evaluated.current()).view)
+
+
+async def test_a_changed_policy_is_served_at_the_next_refresh(
+    registry: RunningRegistry,
+    registry_session: aiohttp.ClientSession,
+    engine: AsyncEngine,
+    event_log: EventLog,
+    database_url: str,
+) -> None:
+    """The tags stay as they were; a refresh under another policy stores its catalog."""
+    fixture = Fixture(registry.host)
+    await fixture.push(registry, registry_session, "docker")
+    before = spawner_config("standard", registry.host)
+    assert (await refresh(before, database_url)).succeeded
+    await fixture.report_nodes(event_log, before, "standard")
+    store = SpawnerStore(engine)
+    first = await SpawnerDocuments(store, before).current()
+
+    after = spawner_config("standard", registry.host, numWeeklies=0, numDailies=0)
+    assert (await refresh(after, database_url)).succeeded
+    second = await SpawnerDocuments(store, after).current()
+
+    assert documents(after, second) != documents(before, first)
+    assert documents(after, second) == documents(
+        after, (await SpawnerCatalog(store, after).current()).view
+    )

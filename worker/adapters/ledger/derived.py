@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import astuple, fields, frozen
 from sqlalchemy import Table
@@ -22,7 +22,7 @@ from worker.adapters.ledger import schema
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.eventlog import LedgerTransaction
 from worker.adapters.ledger.eventlog import log_head as read_log_head
-from worker.adapters.ledger.layout import check_fields, names, qualified
+from worker.adapters.ledger.layout import check_fields, column_list, names, qualified
 from worker.adapters.ledger.statements import Sql, Statement, compose
 from worker.domain.changes import Gating, MenuEntry, Offer, RepositoryKey
 from worker.domain.images import ImageCollection, Repository
@@ -43,8 +43,11 @@ __all__ = [
     "replace_images",
     "replace_menu",
     "replace_prepull_targets",
+    "stored_rows",
     "target_rows",
 ]
+
+T = TypeVar("T")
 
 
 @frozen
@@ -152,9 +155,18 @@ _TABLES: dict[type[Any], Table] = {
     PrepullTargetRow: schema.prepull_targets,
     MenuRow: schema.menu_entries,
 }
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """The field names of a row class, in order (its table's columns after the key's
+    registry and repository)."""
+    return tuple(f.name for f in fields(cls))
+
+
 for _cls, _table in _TABLES.items():
-    _fields = ("registry", "repository", *(f.name for f in fields(_cls)))
-    check_fields(names(_table.columns), _fields, _cls.__name__)
+    check_fields(
+        names(_table.columns), ("registry", "repository", *_field_names(_cls)), _cls.__name__
+    )
 
 _DELETE = {
     table: Statement(
@@ -165,6 +177,30 @@ _DELETE = {
     )
     for table in _TABLES.values()
 }
+
+
+_STORED = {
+    cls: Statement(
+        compose(
+            Sql(
+                "SELECT {{columns}} FROM {{table}}"
+                " WHERE registry = :registry AND repository = :repository"
+            ),
+            columns=column_list(c for c in table.columns if c.name in _field_names(cls)),
+            table=qualified(table),
+        )
+    )
+    for cls, table in _TABLES.items()
+}
+
+
+async def stored_rows(tx: LedgerTransaction, repository: Repository, cls: type[T]) -> set[T]:
+    """The repository's rows of a derived table (``ImageRow``, ``PrepullTargetRow`` or
+    ``MenuRow``) as stored."""
+    where = {"registry": repository.registry, "repository": repository.repository}
+    async with translate_errors(f"read {qualified(_TABLES[cls]).text}"):
+        records = await _STORED[cls].fetch(tx.driver, **where)
+    return {cls(*(tuple(v) if isinstance(v, list) else v for v in r)) for r in records}
 
 
 async def _replace(

@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from attrs import evolve
+from attrs import evolve, frozen
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.derived import (
+    ImageRow,
+    MenuRow,
+    PrepullTargetRow,
     gating,
     image_rows,
     log_head,
@@ -23,13 +26,13 @@ from worker.adapters.ledger.derived import (
     replace_images,
     replace_menu,
     replace_prepull_targets,
+    stored_rows,
     target_rows,
 )
 from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
-from worker.adapters.ledger.statements import Statement
 from worker.converter import converter
 from worker.domain.changes import ChangeRule, ImagesState, Offer, images_state
 from worker.domain.events import Event, PolicyConfigured, RefreshCompleted, RefreshFailed
@@ -57,16 +60,6 @@ def _event_key(prefix: str, event: Event) -> str:
         return f"{prefix}:{event.TYPE}"
     tag = getattr(event, "tag", "")
     return f"{prefix}:{event.TYPE}:{tag}"
-
-
-_HAS_ROWS = Statement(
-    "SELECT 1 FROM ledger.images WHERE registry = :registry AND repository = :repository LIMIT 1"
-)
-
-
-async def _has_rows(tx: LedgerTransaction, repository: Repository) -> bool:
-    where = {"registry": repository.registry, "repository": repository.repository}
-    return await _HAS_ROWS.fetchval(tx.driver, **where) is not None
 
 
 class LedgerRefreshStore:
@@ -114,36 +107,54 @@ class LedgerRefreshStore:
         """Append the refresh's events and replace the derived rows, in one transaction.
 
         ``policy`` is recorded first, with its hash, when it differs from the policy in
-        force (or none is recorded yet). Unchanged derived rows are left alone unless the
-        repository has none yet. When they are replaced, ``announce`` gets what the
-        spawner saw before and sees after (and the log position); the message it returns
-        goes to the outbox.
+        force (or none is recorded yet). The derived rows are replaced when the tags
+        ``changed``, else only when they differ from those stored (the policy they were
+        derived with changed, or the repository has none yet): the spawner API serves
+        them. When they are replaced, ``announce`` gets what the spawner saw before and
+        sees after (and the log position); the message it returns goes to the outbox.
         """
         async with self._log.transaction() as tx:
             if policy is not None and await _policy_changed(tx, policy):
                 events = [_hashed(policy), *events]
             items = [NewEvent(e, _event_key(key_prefix, e), causation) for e in events]
             result = await tx.append(items)
-            if (
-                view is not None
-                and now is not None
-                and (changed or not await _has_rows(tx, view.repository))
-            ):
-                before = await _state(tx, view.repository) if announce else None
-                offer = await self._replace(tx, view, now)
-                if announce is not None and before is not None:
-                    after = images_state(offer, await gating(tx, offer.gated_digests()))
-                    await _announce(tx, before, after, announce)
+            if view is not None and now is not None:
+                rows = _Derived.of(view, self._dropdown, now)
+                if changed or not await rows.stored(tx, view.repository):
+                    before = await _state(tx, view.repository) if announce else None
+                    offer = await rows.replace(tx, view.repository)
+                    if announce is not None and before is not None:
+                        after = images_state(offer, await gating(tx, offer.gated_digests()))
+                        await _announce(tx, before, after, announce)
         return result.appended
 
-    async def _replace(self, tx: LedgerTransaction, view: ImageCatalog, now: datetime) -> Offer:
-        """Store the catalog's rows; returns the offer they make."""
-        repository = view.repository
-        targets, menu = target_rows(view), menu_rows(view, self._dropdown, now)
-        await replace_images(tx, repository, image_rows(view.collection))
-        await replace_prepull_targets(tx, repository, targets)
-        await replace_menu(tx, repository, menu)
-        return offer_of(repository, menu, targets)
+
+@frozen
+class _Derived:
+    """The rows a catalog derives: images, prepull targets and menu entries."""
+
+    images: list[ImageRow]
+    targets: list[PrepullTargetRow]
+    menu: list[MenuRow]
+
+    @classmethod
+    def of(cls, view: ImageCatalog, dropdown: DropdownPolicy, now: datetime) -> _Derived:
+        return cls(image_rows(view.collection), target_rows(view), menu_rows(view, dropdown, now))
+
+    async def stored(self, tx: LedgerTransaction, repository: Repository) -> bool:
+        """Whether the repository's stored rows are these."""
+        tables = ((self.images, ImageRow), (self.targets, PrepullTargetRow), (self.menu, MenuRow))
+        for rows, cls in tables:
+            if await stored_rows(tx, repository, cls) != set(rows):
+                return False
+        return True
+
+    async def replace(self, tx: LedgerTransaction, repository: Repository) -> Offer:
+        """Store these rows for the repository; returns the offer they make."""
+        await replace_images(tx, repository, self.images)
+        await replace_prepull_targets(tx, repository, self.targets)
+        await replace_menu(tx, repository, self.menu)
+        return offer_of(repository, self.menu, self.targets)
 
 
 async def _policy_changed(tx: LedgerTransaction, policy: PolicyConfigured) -> bool:
