@@ -42,6 +42,28 @@ def documents(config: Config, served: Any) -> dict[str, Any]:
     return {"images": wire.spawner_images_json(served.spawner_images()), "prepulls": prepulls}
 
 
+async def seed(
+    registry: RunningRegistry,
+    session: aiohttp.ClientSession,
+    log: EventLog,
+    url: str,
+    case: tuple[str, str, str, dict[str, Any]],
+) -> Config:
+    """A conformance case's tags pushed and refreshed, its nodes reported; its config."""
+    config_name, registry_name, nodes, policy = case
+    fixture = Fixture(registry.host)
+    await fixture.push(registry, session, registry_name)
+    config = spawner_config(config_name, registry.host, **policy)
+    assert (await refresh(config, url)).succeeded
+    assert await fixture.report_nodes(log, config, nodes)
+    return config
+
+
+async def evaluated(store: SpawnerStore, config: Config) -> dict[str, Any]:
+    """The documents of the domain's evaluation of the current tags and nodes."""
+    return documents(config, (await SpawnerCatalog(store, config).current()).view)
+
+
 @pytest.mark.parametrize(("config_name", "registry_name", "nodes", "policy"), CASES)
 async def test_served_equals_evaluated(
     registry: RunningRegistry,
@@ -54,17 +76,14 @@ async def test_served_equals_evaluated(
     nodes: str,
     policy: dict[str, Any],
 ) -> None:
-    fixture = Fixture(registry.host)
-    await fixture.push(registry, registry_session, registry_name)
-    config = spawner_config(config_name, registry.host, **policy)
-    assert (await refresh(config, database_url)).succeeded
-    assert await fixture.report_nodes(event_log, config, nodes)
+    case = (config_name, registry_name, nodes, policy)
+    config = await seed(registry, registry_session, event_log, database_url, case)
     store = SpawnerStore(engine)
-    served, evaluated = SpawnerDocuments(store, config), SpawnerCatalog(store, config)
+    served = SpawnerDocuments(store, config)
 
     first = await served.current()
     assert first.images, "the refresh stored its catalog"
-    assert documents(config, first) == documents(config, (await evaluated.current()).view)
+    assert documents(config, first) == await evaluated(store, config)
     assert await served.current() is first  # nothing appended: the cached rows
 
     gone = sorted(n.name for n in first.nodes)[-1]
@@ -72,7 +91,7 @@ async def test_served_equals_evaluated(
     second = await served.current()
     assert second.position > first.position
     assert gone not in [n.name for n in second.nodes]
-    assert documents(config, second) == documents(config, (await evaluated.current()).view)
+    assert documents(config, second) == await evaluated(store, config)
 
 
 async def test_a_changed_policy_is_served_at_the_next_refresh(
@@ -83,11 +102,7 @@ async def test_a_changed_policy_is_served_at_the_next_refresh(
     database_url: str,
 ) -> None:
     """The tags stay as they were; a refresh under another policy stores its catalog."""
-    fixture = Fixture(registry.host)
-    await fixture.push(registry, registry_session, "docker")
-    before = spawner_config("standard", registry.host)
-    assert (await refresh(before, database_url)).succeeded
-    await fixture.report_nodes(event_log, before, "standard")
+    before = await seed(registry, registry_session, event_log, database_url, CASES[0])
     store = SpawnerStore(engine)
     first = await SpawnerDocuments(store, before).current()
 
@@ -96,6 +111,4 @@ async def test_a_changed_policy_is_served_at_the_next_refresh(
     second = await SpawnerDocuments(store, after).current()
 
     assert documents(after, second) != documents(before, first)
-    assert documents(after, second) == documents(
-        after, (await SpawnerCatalog(store, after).current()).view
-    )
+    assert documents(after, second) == await evaluated(store, after)
