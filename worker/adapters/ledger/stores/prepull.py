@@ -8,7 +8,8 @@ types: known nodes, the planning snapshot, facts to append, messages for the out
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import structlog
@@ -17,18 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import LedgerError, translate_errors
 from worker.adapters.ledger.derived import gating, log_head, offers
-from worker.adapters.ledger.eventlog import LedgerTransaction, NewEvent
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.messages import record_messages, recorded_bodies
 from worker.adapters.ledger.migrate import current_revision, revisions
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
+from worker.adapters.ledger.stores.planning import CoverageCache
 from worker.adapters.ledger.stores.units import UnitStore
 from worker.domain.changes import Gating, Offer, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
 from worker.domain.messages import Delivery, Outgoing
 from worker.domain.node_observation import KnownNode
+from worker.domain.planning import request_candidates
 from worker.domain.prepull import (
     Fact,
     PairState,
@@ -50,7 +53,6 @@ _TARGETS = (
     "SELECT registry, repository, tag, digest, position FROM ledger.prepull_targets"
     " WHERE pull AND digest IS NOT NULL ORDER BY position, tag"
 )
-_ELIGIBLE = "SELECT node FROM ledger.nodes WHERE eligible AND gone_at IS NULL ORDER BY node"
 _ACTIVE = (
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
     " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag,"
@@ -59,42 +61,15 @@ _ACTIVE = (
     " WHERE prepull_state = 'requested' OR (prepull_state = 'failed' AND digest = ANY($1::text[]))"
 )
 _ANNOUNCED = "SELECT message_id FROM ledger.outbox WHERE message_id = ANY($1::text[])"
-_HELD = (
-    "SELECT p.digest FROM ledger.image_presence p"
-    " WHERE p.digest = ANY($1::text[]) AND p.eligible_nodes >= $2"
+# The pairs a plan may request (``request_candidates``), with what their rows hold, in order.
+_CHOSEN = (
+    "SELECT k.node, k.digest, false, ni.prepull_state, coalesce(ni.prepull_requests, 0),"
+    " coalesce(ni.prepull_failures, 0), ni.prepull_deadline, ni.prepull_finished_at,"
+    " ni.registry, ni.repository, ni.tag, ni.prepull_reason"
+    " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(node, digest, ord)"
+    " LEFT JOIN ledger.node_images ni ON ni.node = k.node AND ni.digest = k.digest"
+    " ORDER BY k.ord"
 )
-# The pairs without pending state that a plan may request, within prepull.request_window:
-# per node its first (cap - busy) in target order, then the first `total` in (target, node)
-# order. Targets held everywhere are left out: nothing to request there.
-_CANDIDATES = """
-WITH target AS (
-    SELECT t.digest, t.ord FROM unnest($1::text[]) WITH ORDINALITY AS t(digest, ord)
-),
-room AS (
-    SELECT n.node, $4::integer - coalesce(b.busy, 0) AS room
-    FROM ledger.nodes n
-    LEFT JOIN unnest($2::text[], $3::integer[]) AS b(node, busy) ON b.node = n.node
-    WHERE n.eligible AND n.gone_at IS NULL AND $4::integer > coalesce(b.busy, 0)
-),
-missing AS (
-    SELECT r.node, t.digest, t.ord,
-           row_number() OVER (PARTITION BY r.node ORDER BY t.ord) AS k, r.room
-    FROM target t CROSS JOIN room r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM ledger.node_images ni
-        WHERE ni.node = r.node AND ni.digest = t.digest
-          AND (ni.present OR ni.prepull_state IN ('requested', 'failed', 'parked'))
-    )
-)
-SELECT m.node, m.digest, false, ni.prepull_state, coalesce(ni.prepull_requests, 0),
-       coalesce(ni.prepull_failures, 0), ni.prepull_deadline, ni.prepull_finished_at,
-       ni.registry, ni.repository, ni.tag, ni.prepull_reason
-FROM missing m
-LEFT JOIN ledger.node_images ni ON ni.node = m.node AND ni.digest = m.digest
-WHERE m.k <= m.room
-ORDER BY m.ord, m.node
-LIMIT $5
-"""
 _PRESENCE = (
     "SELECT node, digest, present, observed_at, source FROM ledger.node_images"
     " WHERE node = ANY($1::text[]) AND present IS NOT NULL"
@@ -111,8 +86,9 @@ _TYPES = "SELECT type, count(*) FROM ledger.events WHERE position = ANY($1::bigi
 class WorkUnit:
     """One batch's transaction, in domain terms."""
 
-    def __init__(self, tx: LedgerTransaction) -> None:
+    def __init__(self, tx: LedgerTransaction, coverage: CoverageCache | None = None) -> None:
         self._tx = tx
+        self._coverage = coverage or CoverageCache()
 
     async def known_nodes(self, names: Iterable[str]) -> dict[str, KnownNode]:
         """What the projections know of these nodes (absent: never seen)."""
@@ -140,25 +116,30 @@ class WorkUnit:
 
     async def plan_input(self, settings: PrepullSettings, now: datetime) -> PlanInput:
         """The planning snapshot: targets in display order, eligible nodes, the pairs in
-        flight or failed, the pairs the plan may request, and the complete digests."""
+        flight or failed, the pairs the plan may request, and the complete digests. The
+        eligible nodes and who lacks each target come from the coverage cache, brought up
+        to date with what the log gained since the last plan."""
         db = self._tx.driver
         async with translate_errors("read the prepull state"):
             targets = tuple(PrepullTarget(*r) for r in await db.fetch(_TARGETS))
-            nodes = tuple(r[0] for r in await db.fetch(_ELIGIBLE))
             order = pull_order(targets)
             digests = [t.digest for t in order]
             active = [PairState(*r) for r in await db.fetch(_ACTIVE, digests)]
-            held = {r[0] for r in await db.fetch(_HELD, digests, len(nodes))} if nodes else set()
+            coverage = await self._coverage.sync(db, digests, await log_head(self._tx))
+            held = coverage.held_everywhere()
             busy = busy_nodes(active, settings, now)
             per_node, total = request_window(settings)
             wanted = [d for d in digests if d not in held]
-            records = await db.fetch(
-                _CANDIDATES, wanted, list(busy), list(busy.values()), per_node, total
+            chosen = request_candidates(coverage, wanted, busy, per_node, total)
+            records = (
+                await db.fetch(_CHOSEN, [n for n, _ in chosen], [d for _, d in chosen])
+                if chosen
+                else []
             )
             ids = [complete_message_id(t) for t in order if t.digest in held]
             announced = {r[0] for r in await db.fetch(_ANNOUNCED, ids)} if ids else set()
         pairs = {(p.node, p.digest): p for p in (*active, *(PairState(*r) for r in records))}
-        return PlanInput(targets, nodes, pairs, frozenset(held), frozenset(announced))
+        return PlanInput(targets, coverage.eligible_nodes, pairs, held, frozenset(announced))
 
     async def parked_pairs(self, nodes: Iterable[str]) -> list[PairState]:
         """The parked (node, digest) pairs of these nodes."""
@@ -205,10 +186,32 @@ class WorkUnit:
 
 
 class WorkStore(UnitStore[WorkUnit]):
-    """Opens units of work on the event log."""
+    """Opens units of work on the event log; its units share one coverage cache (the
+    planner's matrix, kept up to date between batches)."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(log)
+        self._coverage = CoverageCache()
+
+    @property
+    def coverage(self) -> CoverageCache:
+        """The units' coverage cache."""
+        return self._coverage
 
     def _unit(self, tx: LedgerTransaction) -> WorkUnit:
-        return WorkUnit(tx)
+        return WorkUnit(tx, self._coverage)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[WorkUnit]:
+        """A unit of work; commits when the block ends, rolls back on an error (and then
+        the coverage cache forgets what the unit read)."""
+        try:
+            async with super().transaction() as unit:
+                yield unit
+        except BaseException:
+            self._coverage.settle(committed=False)
+            raise
+        self._coverage.settle(committed=True)
 
 
 class LedgerStatus:
