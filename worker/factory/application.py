@@ -193,7 +193,7 @@ async def application(
             ttl=config.http.resolve_cache_ttl,
             per_minute=config.http.resolve_heads_per_minute,
         )
-        resolver = ImageResolver(views, heads)
+        resolver = ImageResolver(views, heads, head_unknown=source.complete_listing)
         yield Application(config, engine, session, source, EventLog(engine), views, resolver)
 
 

@@ -84,6 +84,12 @@ class ImageSource:
     """A Google source's listing (None for a Docker source)."""
     tokens: GoogleAccessTokens | None = None
 
+    @property
+    def complete_listing(self) -> bool:
+        """Whether a refresh lists every tag with its digest (Artifact Registry), so that
+        only a tag pushed since the last refresh needs a HEAD to be resolved."""
+        return self.lister is not None
+
     def tag_source(self, progress: Callable[[int, int], None] | None = None) -> TagSource:
         """A new tag source for one refresh (its own costs and retry budget)."""
         repository = self.config.images.repository
