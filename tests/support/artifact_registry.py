@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -137,6 +137,15 @@ class ArtifactRegistryStandIn:
             if isinstance(image.get("imageSizeBytes"), int):
                 image["imageSizeBytes"] = str(image["imageSizeBytes"])
             self.images.append(image)
+
+    def serve_tags(self, package: str, tags: Mapping[str, str]) -> None:
+        """Replace the images with those of ``package`` named by ``tags`` (tag -> digest),
+        one image per digest with all its tags, in first-seen order."""
+        by_digest: dict[str, list[str]] = {}
+        for tag, digest in tags.items():
+            by_digest.setdefault(digest, []).append(tag)
+        parent = (self.project, self.location, self.repository)
+        self.images = [rest_image(*parent, package, d, ts) for d, ts in by_digest.items()]
 
     def push(self, package: str, digest: str, tags: Sequence[str]) -> None:
         """Add an image (or more tags to it); the tags leave whichever image had them."""
