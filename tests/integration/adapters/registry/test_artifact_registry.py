@@ -3,6 +3,7 @@ every page listed, failures retried or raised, HEADs on the Docker API with the 
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -96,11 +97,15 @@ async def test_credentials_missing_or_refused_are_registry_errors(
         await GoogleAccessTokens().token()
 
 
-async def test_every_page_is_listed_with_the_token(google: GoogleStandIns) -> None:
+async def test_every_page_is_listed_with_the_token(
+    google: GoogleStandIns, caplog: pytest.LogCaptureFixture
+) -> None:
     listing = google.load("gar", CONFIG)
+    caplog.set_level(logging.DEBUG)
     async with aiohttp.ClientSession() as session:
         source = lister(google, session, GoogleAccessTokens(), page_size=2)
-        images = await source.list_images()
+        with capture_logs() as logs:
+            images = await source.list_images()
 
     assert [i.uri for i in images] == [e["uri"] for e in listing]
     assert [i.image_size_bytes for i in images] == [e["image_size_bytes"] for e in listing]
@@ -110,6 +115,10 @@ async def test_every_page_is_listed_with_the_token(google: GoogleStandIns) -> No
     assert [r.page_token is None for r in requests] == [True] + [False] * (len(requests) - 1)
     token = google.oauth.grants[0].access_token
     assert {r.authorization for r in requests} == {f"Bearer {token}"}
+    # Never logged: not by us (structlog), nor by google-auth or aiohttp (logging).
+    assert logs
+    assert token not in repr(logs)
+    assert token not in caplog.text
 
 
 async def test_the_tag_source_keeps_its_own_image_and_every_architecture(
