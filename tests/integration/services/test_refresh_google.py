@@ -157,6 +157,24 @@ NO_REMOVALS = RemovalLimit(count=0)
 """``images.maxRemovalsUnconfirmed: 0``: a Docker refresh would keep every unlisted tag."""
 
 
+async def test_a_listing_in_pages_of_two_gives_the_same_images(
+    google: GoogleStandIns, engine: AsyncEngine, event_log: EventLog
+) -> None:
+    config = google_config(GAR, google)
+    google.load("gar", config)
+
+    report = await run(google, engine, event_log, config, "r1")
+
+    assert isinstance(report.summary, RefreshCompleted)
+    assert [(r.method, r.status, r.count) for r in report.summary.requests] == [("GET", 200, 3)]
+    assert len({r.page_token for r in google.registry.requests}) == 3
+    await Fixture("").report_nodes(event_log, config, "empty")
+    current = await SpawnerCatalog(SpawnerStore(engine), config).current()
+    assert wire.spawner_images_json(current.view.spawner_images()) == c.without_nulls(
+        c.read_json("controller/images/gar-before.json")
+    )
+
+
 async def test_a_tag_moved_in_the_registry_shows_in_tag_history(
     google: GoogleStandIns, engine: AsyncEngine, event_log: EventLog
 ) -> None:
