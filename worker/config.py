@@ -16,6 +16,7 @@ import attrs
 from attrs import field, frozen, validators
 
 from worker.domain.errors import InvalidInputError
+from worker.domain.field_rules import FOLD_SKEW
 from worker.domain.images import Repository
 from worker.domain.nodes import Toleration
 from worker.domain.policy import DropdownPolicy, PrepullPolicy
@@ -207,9 +208,10 @@ class QueueConfig:
     max_retry_delay: timedelta = field(default=timedelta(minutes=5), validator=_positive)
     delivery_limit: int = field(default=20, validator=validators.ge(1))
     """Broker-side cap on redeliveries after consumer crashes; then the broker dead-letters."""
-    max_clock_skew: timedelta = field(default=timedelta(minutes=5), validator=_positive)
+    max_clock_skew: timedelta = field(default=FOLD_SKEW, validator=_positive)
     """How far ahead of the worker's clock a message's time may be; a later one is
-    dead-lettered on arrival."""
+    dead-lettered on arrival. (The fold never counts a stored event as newer than its
+    recording plus ``FOLD_SKEW``, the default, whatever this admits.)"""
 
 
 @frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -42,7 +42,8 @@ __all__ = [
 
 REFERENCE_REGISTRY = "lighthouse.ceres"
 REPO = "library/sketchbook"
-T0 = datetime(2077, 11, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+"""When the nodes report: a minute ago, as the worker would record it."""
 _DIGEST = re.compile(r"sha256:[0-9a-f]+")
 
 
