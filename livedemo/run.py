@@ -22,7 +22,7 @@ from datetime import date
 from attrs import define, field, frozen
 
 from livedemo.board import Board, read_board
-from livedemo.repository import REPOSITORY, sample_repository
+from livedemo.repository import sample_repository
 from livedemo.services import DemoError
 from livedemo.stage import Stage, say, set_stage
 from worker.logs import configure_logging
@@ -39,6 +39,8 @@ class Options:
     nodes: int
     timeout: float
     debug: bool
+    source: str = "docker"
+    """``docker``: the CNCF registry; ``google``: the stand-in Artifact Registry lists it."""
 
 
 @define
@@ -112,7 +114,12 @@ async def run_demo(options: Options, outcome: Outcome) -> None:
     sample = sample_repository(date.today(), short=options.short)
     async with AsyncExitStack() as stack:
         stage = await set_stage(
-            stack, sample, short=options.short, nodes=options.nodes, follow=options.follow
+            stack,
+            sample,
+            short=options.short,
+            nodes=options.nodes,
+            follow=options.follow,
+            source=options.source,
         )
         screen = Screen()
         say("== act 1: imageledger refresh -> the worker lists the registry, plans prepulls;")
@@ -127,13 +134,16 @@ async def run_demo(options: Options, outcome: Outcome) -> None:
             f"== act 2: push {', '.join(move.new_tags)}; move {', '.join(move.aliases)} "
             f"to {move.weekly}; imageledger refresh"
         )
-        new = await stage.pusher.push_tags(REPOSITORY, list(move.new_tags))
+        new = await stage.pusher.push_tags(stage.repository, list(move.new_tags))
         for alias in move.aliases:
-            await stage.pusher.tag(REPOSITORY, alias, new[move.weekly])
+            await stage.pusher.tag(stage.repository, alias, new[move.weekly])
+        stage.pushed({**new, **dict.fromkeys(move.aliases, new[move.weekly])})
         if not await act(stage, screen, "after the move", new[move.weekly], outcome):
             return
         created, failed = await stage.cluster.pod_counts()
         say(f"   {created} prepull pods, {failed} of them failed on purpose (and were retried)")
+        if stage.google is not None:
+            say(f"   stand-in Google: {stage.google.summary()}")
         if options.follow:
             say("== following (refreshes every minute, inventories keep coming); Ctrl-C to stop")
             await watch(stage, screen, new[move.weekly], 0, forever=True)
@@ -202,18 +212,26 @@ def verdict(outcome: Outcome) -> str:
 
 
 def parse_options(argv: list[str]) -> Options:
-    """``--short``, ``--follow``, ``--nodes N``, ``--timeout S``, ``--debug``."""
+    """``--short``, ``--follow``, ``--nodes N``, ``--timeout S``, ``--debug``,
+    ``--source docker|google``."""
     parser = argparse.ArgumentParser(prog="./demo", description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="Fewer tags, faster pulls.")
     parser.add_argument("--follow", action="store_true", help="Keep running until Ctrl-C.")
     parser.add_argument("--nodes", type=int, default=4, help="Simulated nodes (default 4).")
     parser.add_argument("--timeout", type=float, help="Seconds per act (default 20 / 90).")
     parser.add_argument("--debug", action="store_true", help="Tracebacks for errors.")
+    parser.add_argument(
+        "--source",
+        choices=("docker", "google"),
+        default="docker",
+        help="Where the worker lists images: the registry itself, or the stand-in Google "
+        "Artifact Registry listing it (default docker).",
+    )
     args = parser.parse_args(argv)
     if args.nodes < 2:
         parser.error("--nodes: at least 2 (one of them is tainted)")
     timeout = args.timeout or (20.0 if args.short else 90.0)
-    return Options(args.short, args.follow, args.nodes, timeout, args.debug)
+    return Options(args.short, args.follow, args.nodes, timeout, args.debug, args.source)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import aiohttp
@@ -191,19 +192,18 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def config_document(registry: str, repository: str, *, short: bool) -> str:
+def config_document(
+    registry: str, repository: str, *, short: bool, source: dict[str, Any] | None = None
+) -> str:
     """The configuration of the worker and the bridge (JSON is YAML): fast back-off,
-    re-planning and timeouts; prepull pods in the stand-in's namespace."""
+    re-planning and timeouts; prepull pods in the stand-in's namespace. ``source`` replaces
+    the Docker source of ``registry`` and ``repository`` (``--source google``)."""
     quick = {"backoff": 0.5, "maxBackoff": 2, "planInterval": 0.5}
     steady = {"backoff": 1, "maxBackoff": 5, "planInterval": 1}
+    docker = {"type": "docker", "registry": registry, "repository": repository, "insecure": True}
     document = {
         "images": {
-            "source": {
-                "type": "docker",
-                "registry": registry,
-                "repository": repository,
-                "insecure": True,
-            },
+            "source": docker if source is None else source,
             "recommendedTag": "recommended",
             "numReleases": 1,
             "numWeeklies": 2,

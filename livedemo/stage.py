@@ -19,6 +19,7 @@ import aiohttp
 import asyncpg
 from attrs import frozen
 
+from livedemo.google import GOOGLE_HOST, GOOGLE_PATH, GoogleDemo, google_source, start_google
 from livedemo.kube import KubeCluster, kube_cluster
 from livedemo.repository import REPOSITORY, SampleRepository
 from livedemo.services import (
@@ -54,6 +55,16 @@ class Stage:
     worker: Process
     cluster: KubeCluster
     db: asyncpg.Connection
+    repository: str = REPOSITORY
+    """Where the images are pushed (the Docker API's repository path)."""
+    google: GoogleDemo | None = None
+    """The stand-in Google of ``--source google``, listing what was pushed."""
+
+    def pushed(self, digests: dict[str, str]) -> None:
+        """Tags were pushed or moved: the stand-in Artifact Registry lists them too."""
+        self.digests.update(digests)
+        if self.google is not None:
+            self.google.serve(self.digests)
 
     def check_worker(self) -> None:
         """Fail with the end of its log if the worker, the bridge or the stand-in exited."""
@@ -63,23 +74,49 @@ class Stage:
 
 
 async def set_stage(
-    stack: AsyncExitStack, sample: SampleRepository, *, short: bool, nodes: int, follow: bool
+    stack: AsyncExitStack,
+    sample: SampleRepository,
+    *,
+    short: bool,
+    nodes: int,
+    follow: bool,
+    source: str = "docker",
 ) -> Stage:
     """Start everything on ``stack``; return what the acts need."""
     workdir = Path(tempfile.mkdtemp(prefix="imageledger-demo-"))
     stack.callback(shutil.rmtree, workdir, ignore_errors=True)
     stack.callback(say, f"== cleaned up: temporary folder {workdir} removed")
-    pusher, digests, host = await _registry(stack, workdir, sample)
-    url, env, worker = await _ledger(stack, workdir, host, short=short, follow=follow)
-    images = _initial_images(nodes, f"{host}/{REPOSITORY}", digests, sample)
+    google = await _google(stack, workdir) if source == "google" else None
+    path = REPOSITORY if google is None else GOOGLE_PATH
+    pusher, digests, host = await _registry(stack, workdir, sample, path)
+    environment: dict[str, str] = {}
+    document = config_document(host, path, short=short)
+    if google is not None:
+        google.serve(digests)
+        environment["GOOGLE_APPLICATION_CREDENTIALS"] = str(google.key_file)
+        document = config_document(host, path, short=short, source=google_source(google, host))
+    url, env, worker = await _ledger(stack, workdir, document, environment, follow=follow)
+    name = f"{host}/{REPOSITORY}" if google is None else f"{GOOGLE_HOST}/{GOOGLE_PATH}"
+    images = _initial_images(nodes, name, digests, sample)
     cluster = await _cluster(stack, workdir, env, nodes, images, short=short)
     db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     stack.push_async_callback(db.close)
-    return Stage(pusher, digests, worker, cluster, db)
+    return Stage(pusher, digests, worker, cluster, db, path, google)
+
+
+async def _google(stack: AsyncExitStack, workdir: Path) -> GoogleDemo:
+    google = await start_google(stack, workdir)
+    stack.callback(say, "== stand-in Artifact Registry and OAuth token endpoint stopped")
+    say(
+        f"== stand-in Artifact Registry (REST dockerImages.list) at {google.registry.endpoint}"
+        f" and OAuth token endpoint at {google.oauth.token_uri}; the worker's credentials: a"
+        f" service-account key generated now ({google.key_file.name}), exchanged by google-auth"
+    )
+    return google
 
 
 async def _registry(
-    stack: AsyncExitStack, workdir: Path, sample: SampleRepository
+    stack: AsyncExitStack, workdir: Path, sample: SampleRepository, path: str
 ) -> tuple[RegistryPusher, dict[str, str], str]:
     say("== starting the CNCF registry (docker-registry) on loopback, storage in a temp folder")
     registry = await stack.enter_async_context(run_registry(workdir / "registry"))
@@ -88,12 +125,12 @@ async def _registry(
     pusher = registry.pusher(session)
     pusher.concurrency = 16
     began = time.monotonic()
-    digests = await pusher.push_tags(REPOSITORY, list(sample.images))
+    digests = await pusher.push_tags(path, list(sample.images))
     for alias, target in sample.aliases:
-        await pusher.tag(REPOSITORY, alias, digests[target])
+        await pusher.tag(path, alias, digests[target])
         digests[alias] = digests[target]
     say(
-        f"   pushed {sample.tag_count} tags to {registry.host}/{REPOSITORY} in "
+        f"   pushed {sample.tag_count} tags to {registry.host}/{path} in "
         f"{time.monotonic() - began:.1f} s: releases, candidates, weeklies, dailies, "
         "experimentals, cycle and architecture tags, recommended and latest_* aliases"
     )
@@ -101,7 +138,12 @@ async def _registry(
 
 
 async def _ledger(
-    stack: AsyncExitStack, workdir: Path, host: str, *, short: bool, follow: bool
+    stack: AsyncExitStack,
+    workdir: Path,
+    document: str,
+    environment: dict[str, str],
+    *,
+    follow: bool,
 ) -> tuple[str, dict[str, str], Process]:
     name = unique_name("imageledger_demo")
     url = await stack.enter_async_context(database(name))
@@ -109,10 +151,11 @@ async def _ledger(
     prefix = await stack.enter_async_context(broker_names(unique_name("imageledger-demo")))
     stack.callback(say, f"== RabbitMQ exchanges and queues {prefix}, {prefix}.* deleted")
     config_path = workdir / "config.yaml"
-    config_path.write_text(config_document(host, REPOSITORY, short=short))
+    config_path.write_text(document)
     port = free_port()
     env = {
         **os.environ,
+        **environment,
         "IMAGELEDGER_CONFIG": str(config_path),
         "IMAGELEDGER_DATABASE_URL": url,
         "IMAGELEDGER_AMQP_URL": AMQP_URL,

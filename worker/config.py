@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 from attrs import field, frozen, validators
 
 from worker.domain.errors import InvalidInputError
+from worker.domain.field_rules import FOLD_SKEW
 from worker.domain.images import Repository
 from worker.domain.nodes import Toleration
 from worker.domain.policy import DropdownPolicy, PrepullPolicy
@@ -22,6 +24,7 @@ from worker.domain.references import registry_problem, repository_problem
 from worker.domain.refresh import RemovalLimit
 
 __all__ = [
+    "ARTIFACT_REGISTRY_API",
     "Config",
     "ConfigError",
     "DockerSource",
@@ -35,6 +38,9 @@ __all__ = [
     "Source",
 ]
 
+ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com"
+"""The Artifact Registry REST API a Google source lists images with, unless configured."""
+
 
 class ConfigError(InvalidInputError, ValueError):
     """A configuration file that cannot be read or does not validate."""
@@ -44,6 +50,12 @@ def _repository(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
     problem = repository_problem(value)
     if problem is not None:
         raise ValueError(f"{attribute.name}: {problem}")
+
+
+def _http_url(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc or url.path.strip("/"):
+        raise ValueError(f"{attribute.name}: expected http(s)://host[:port], got {value!r}")
 
 
 def _registry(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -79,6 +91,12 @@ class GoogleSource:
     repository: str
     image: str
     type: Literal["google"] = "google"
+    endpoint: str = field(default=ARTIFACT_REGISTRY_API, validator=_http_url)
+    """The Artifact Registry REST API (a stand-in's URL in tests and the demo)."""
+    docker_endpoint: str | None = field(default=None, validator=validators.optional(_http_url))
+    """Where the Docker v2 API of the images is reached for HEADs (resolving a tag the listing
+    does not know); None: ``https://{location}-docker.pkg.dev``. Images are named by that
+    host whatever this says."""
 
     def __attrs_post_init__(self) -> None:
         problem = registry_problem(self.registry)
@@ -91,6 +109,14 @@ class GoogleSource:
     def registry(self) -> str:
         """The registry host derived from the location."""
         return f"{self.location}-docker.pkg.dev"
+
+    @property
+    def docker_host(self) -> tuple[str, bool]:
+        """The host (and port) HEADs go to, and whether over plain http."""
+        if self.docker_endpoint is None:
+            return self.registry, False
+        url = urlsplit(self.docker_endpoint)
+        return url.netloc, url.scheme == "http"
 
     @property
     def location_path(self) -> Repository:
@@ -182,9 +208,10 @@ class QueueConfig:
     max_retry_delay: timedelta = field(default=timedelta(minutes=5), validator=_positive)
     delivery_limit: int = field(default=20, validator=validators.ge(1))
     """Broker-side cap on redeliveries after consumer crashes; then the broker dead-letters."""
-    max_clock_skew: timedelta = field(default=timedelta(minutes=5), validator=_positive)
+    max_clock_skew: timedelta = field(default=FOLD_SKEW, validator=_positive)
     """How far ahead of the worker's clock a message's time may be; a later one is
-    dead-lettered on arrival."""
+    dead-lettered on arrival. (The fold never counts a stored event as newer than its
+    recording plus ``FOLD_SKEW``, the default, whatever this admits.)"""
 
 
 @frozen

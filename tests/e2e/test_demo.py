@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 AMQP_URL = os.environ.get("IMAGELEDGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-async def run_demo() -> tuple[int, str]:
+async def run_demo(*options: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         str(ROOT / "demo"),
         "--short",
+        *options,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -120,3 +121,23 @@ async def test_demo_short_converges_and_leaves_nothing_behind() -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(worker_pid, 0)
     assert existing(folders) == []
+
+
+@pytest.mark.slow
+async def test_demo_short_with_a_google_source_converges() -> None:
+    """``--source google``: the worker lists the stand-in Artifact Registry (which lists what
+    the demo pushed) with a token from the stand-in OAuth endpoint."""
+    status, output = await run_demo("--source", "google")
+
+    assert status == 0, output
+    assert "converged: yes" in output.splitlines()[-1], output
+    assert "Traceback" not in output
+    assert "menu entry renamed: 'Recommended (Weekly" in output
+    listed = int(found(r"stand-in Google: (\d+) dockerImages.list requests", output))
+    assert listed >= 2  # one per refresh at least
+    assert int(found(r"(\d+) access token\(s\) issued", output)) >= 1
+    api_port = int(
+        found(r"Artifact Registry \(REST dockerImages.list\) at http://127\.0\.0\.1:(\d+)", output)
+    )
+    assert "stand-in Artifact Registry and OAuth token endpoint stopped" in output
+    assert not listening("127.0.0.1", api_port)

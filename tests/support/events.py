@@ -33,7 +33,9 @@ from worker.domain.policy import DropdownPolicy, ImageFilter, PrepullPolicy
 
 __all__ = ["T0", "any_event", "world_event", "world_events"]
 
-T0 = datetime(2077, 1, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+"""An hour or two ago: the world's times (up to T0 + 12 minutes) are before any event is
+recorded, as real observations are, so the fold counts them as they are (``as_folded``)."""
 
 # Text that PostgreSQL jsonb stores as is (no NUL, no lone surrogates).
 _text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)

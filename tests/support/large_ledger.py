@@ -38,10 +38,12 @@ from worker.domain.images import Repository
 from worker.domain.nodes import Taint
 from worker.domain.policy import PrepullPolicy
 
-__all__ = ["NODES", "NOW", "REPO", "TAGS", "digest", "fill", "node_name"]
+__all__ = ["NODES", "NOW", "REPO", "TAGS", "digest", "fill", "node_name", "released"]
 
 NODES = 5000
-NOW = datetime(2077, 3, 1, 12, 0, tzinfo=UTC)
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+"""An hour or two ago: every time of the ledger is at or before it, so before its events are
+recorded, and the fold counts them as they are (``worker.domain.ledger.as_folded``)."""
 REPO = Repository("registry.example.org", "lsst/sciplat-lab")
 SOURCE: dict[str, Any] = {"registry": REPO.registry, "repository": REPO.repository}
 WEEKLIES = [f"w_2077_{n:02d}" for n in range(1, 11)]

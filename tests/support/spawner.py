@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -30,11 +30,20 @@ from worker.services.nodes import record_inventories
 from worker.services.refresh import RefreshReport
 from worker.web import serve
 
-__all__ = ["REFERENCE_REGISTRY", "REPO", "Fixture", "refresh", "serving", "spawner_config"]
+__all__ = [
+    "REFERENCE_REGISTRY",
+    "REPO",
+    "Fixture",
+    "refresh",
+    "report_node_data",
+    "serving",
+    "spawner_config",
+]
 
 REFERENCE_REGISTRY = "lighthouse.ceres"
 REPO = "library/sketchbook"
-T0 = datetime(2077, 11, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+"""When the nodes report: a minute ago, as the worker would record it."""
 _DIGEST = re.compile(r"sha256:[0-9a-f]+")
 
 
@@ -102,25 +111,33 @@ class Fixture:
     async def report_nodes(self, log: EventLog, config: Config, name: str) -> dict[str, int]:
         """Record ``controller/nodes/<name>.json`` as ``node.inventory`` messages would."""
         data = self.translate(c.read_json(f"controller/nodes/{name}.json"))
-        deliveries = []
-        for node, entry in data.items():
-            listed = entry.get("images", [])
-            images = tuple(KubeletImage(tuple(i["names"]), i.get("size_bytes")) for i in listed)
-            message = NodeInventory(
-                node=node,
-                observed_at=T0,
-                labels=entry.get("labels") or {},
-                taints=tuple(Taint(**t) for t in entry.get("taints", [])),
-                images=images,
-            )
-            deliveries.append(Delivery(message, f"inventory-{node}", "node.inventory"))
-        rules = NodeRules(
-            node_selector=dict(config.lab.node_selector),
-            tolerations=config.lab.tolerations,
-            max_images=config.images.node_status_max_images,
+        return await report_node_data(log, config, data)
+
+
+async def report_node_data(
+    log: EventLog, config: Config, data: Any, *, at: datetime = T0, key: str = "inventory"
+) -> dict[str, int]:
+    """Record nodes given as a nodes file's ``{name: {images, labels, taints}}`` as
+    ``node.inventory`` messages observed ``at`` would (message ids ``<key>-<node>``)."""
+    deliveries = []
+    for node, entry in data.items():
+        listed = entry.get("images", [])
+        images = tuple(KubeletImage(tuple(i["names"]), i.get("size_bytes")) for i in listed)
+        message = NodeInventory(
+            node=node,
+            observed_at=at,
+            labels=entry.get("labels") or {},
+            taints=tuple(Taint(**t) for t in entry.get("taints", [])),
+            images=images,
         )
-        async with WorkStore(log).transaction() as unit:
-            return await record_inventories(unit, deliveries, rules)
+        deliveries.append(Delivery(message, f"{key}-{node}", "node.inventory"))
+    rules = NodeRules(
+        node_selector=dict(config.lab.node_selector),
+        tolerations=config.lab.tolerations,
+        max_images=config.images.node_status_max_images,
+    )
+    async with WorkStore(log).transaction() as unit:
+        return await record_inventories(unit, deliveries, rules)
 
 
 async def refresh(config: Config, url: str) -> RefreshReport:

@@ -21,6 +21,8 @@ from worker.converter.documents import (
     view_node,
     yaml_problem,
 )
+from worker.converter.inputs import GarImage
+from worker.converter.listings import gar_page, gar_tag_entries
 from worker.converter.shapes import (
     menu_json,
     prepuller_status_json,
@@ -31,12 +33,15 @@ from worker.converter.shapes import (
 from worker.converter.strict import ValidationError
 
 __all__ = [
+    "GarImage",
     "ValidationError",
     "converter",
     "decode_delivery",
     "decode_message",
     "decode_outbound_message",
     "encode_message",
+    "gar_page",
+    "gar_tag_entries",
     "load_config",
     "menu_json",
     "nodes_from_file",

@@ -40,6 +40,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+"""Strict JSON: duplicate keys and NaN/Infinity refused (built once: ``json.loads`` with
+hooks would build a decoder for every body)."""
+
+
+def _parse(body: bytes) -> Any:
+    """``body`` as JSON. A UTF-8 body is decoded here; any other (UTF-16/32, or bytes that
+    encode a lone surrogate) as ``json.loads`` does."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    return _JSON.decode(text)
+
+
 def _json_kind(value: Any) -> str:
     kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
     kinds |= {float: "a number", type(None): "null"}
@@ -87,13 +102,15 @@ def _decode(messages: Mapping[str, type[Any]], routing_key: str, body: bytes) ->
             f"body of {len(body)} bytes is over the limit of {MAX_MESSAGE_BYTES} bytes"
         )
     try:
-        data = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        data = _parse(body)
     except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise MessageRejected(f"malformed JSON: {detail}") from exc
     if not isinstance(data, dict):
         raise MessageRejected(f"expected a JSON object, got {_json_kind(data)} @ $")
-    bad = _bad_string(data)
+    # In an ASCII body a NUL or a lone surrogate can only come from a \u escape (JSON refuses
+    # raw control characters): without one, nothing needs the walk. Other bodies are walked.
+    bad = _bad_string(data) if b"\\u" in body or not body.isascii() else None
     if bad is not None:
         raise MessageRejected(bad)
     try:

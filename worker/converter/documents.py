@@ -10,6 +10,7 @@ import yaml
 from worker.config import Config, ConfigError
 from worker.converter.core import structure
 from worker.converter.inputs import GarImage, NodeFileEntry
+from worker.converter.listings import gar_tag_entries
 from worker.converter.strict import ValidationError, camel_case
 from worker.domain.images import Repository, TagEntry
 from worker.domain.nodes import KubeletImage, Node, Taint, cached_digests
@@ -40,14 +41,7 @@ def tag_entries(data: Any, repository: Repository, what: str = "tags") -> list[T
         entries = structure(data, dict[str, str | None], what)
         return [TagEntry(tag, digest) for tag, digest in entries.items()]
     if isinstance(data, list):
-        listing = structure(data, list[GarImage], what)
-        out: list[TagEntry] = []
-        for item in listing:
-            name, _, digest = item.uri.partition("@")
-            if name != str(repository) or not digest:
-                continue
-            out.extend(TagEntry(tag, digest, item.image_size_bytes) for tag in item.tags)
-        return out
+        return gar_tag_entries(structure(data, list[GarImage], what), repository)
     raise ValidationError(
         f"invalid {what}: expected an object of tag -> digest or an Artifact Registry listing"
     )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "EARLIEST_TIME",
+    "FOLD_SKEW",
     "MAX_IMAGE_NAME",
     "MAX_REASON",
     "MAX_SIZE",
@@ -26,6 +27,11 @@ __all__ = [
 
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 """No message time before this is plausible (a zeroed or garbled clock)."""
+FOLD_SKEW = timedelta(minutes=5)
+"""How far ahead of the worker's clock a message time may be by default
+(``queue.maxClockSkew``), and how far ahead of its recording a stored event ever counts in
+the fold: an event counts as observed at ``min(occurred_at, recorded_at + FOLD_SKEW)``
+(``worker.domain.ledger.as_folded``), whatever the configuration admitted when it arrived."""
 MAX_SIZE = 2**63
 """Sizes are below this (PostgreSQL's bigint)."""
 MAX_REASON = 2048

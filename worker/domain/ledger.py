@@ -13,7 +13,9 @@ Rules in brief:
   list never marks an image gone (difference 10);
 - ``PresenceRow`` counts, per digest, the eligible nodes that are not gone and hold it;
 - a node's labels, taints and eligibility follow its newest ``NodeSeen``/``NodeGone``;
-- prepull state follows arrival order; a success is also a presence observation.
+- prepull state follows arrival order; a success is also a presence observation;
+- a stored node or prepull event counts as observed no later than its recording plus
+  ``FOLD_SKEW`` (``as_folded``), so no time from a wrong clock pins a node.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -44,6 +46,7 @@ from worker.domain.events import (
     TagRemoved,
     TagResolved,
 )
+from worker.domain.field_rules import FOLD_SKEW
 from worker.domain.inventory import Presence, apply_presence
 from worker.domain.projection import (
     LedgerState,
@@ -60,7 +63,9 @@ from worker.domain.projection import (
     TagRow,
 )
 
-__all__ = ["NODE_EVENTS", "changes", "evolve", "fold", "reads"]
+__all__ = ["NODE_EVENTS", "as_folded", "changes", "evolve", "fold", "reads"]
+
+E = TypeVar("E", bound=Event)
 
 
 def evolve(state: LedgerState, event: Event) -> LedgerState:
@@ -75,6 +80,15 @@ def fold(events: Iterable[Event], state: LedgerState | None = None) -> LedgerSta
         for row in changes(result, event):
             result.put(row)
     return result
+
+
+def as_folded(event: E, recorded_at: datetime) -> E:
+    """The event as the fold counts it, given when the log recorded it: a node or prepull
+    event at ``min(occurred_at, recorded_at + FOLD_SKEW)``, in every time it sets."""
+    at = recorded_at + FOLD_SKEW
+    if event.occurred_at <= at or not isinstance(event, NODE_EVENTS):
+        return event
+    return attrs.evolve(event, occurred_at=at)
 
 
 def reads(event: Event) -> tuple[type[Row], Any] | None:

@@ -33,6 +33,7 @@ __all__ = [
     "decide_refresh",
     "plan_removals",
     "tags_to_head",
+    "unlisted_removed",
 ]
 
 
@@ -135,6 +136,13 @@ def plan_removals(
         return RemovalPlan(tuple(unlisted), ())
     budget = max(0, resolve_budget)
     return RemovalPlan(tuple(unlisted[:budget]), tuple(unlisted[budget:]))
+
+
+def unlisted_removed(known: Mapping[str, str | None], listed: Sequence[str]) -> RemovalPlan:
+    """The removals of a complete listing (one that is the whole truth, as Artifact
+    Registry's): every known tag it leaves out, none kept unconfirmed."""
+    listed_set = set(listed)
+    return RemovalPlan(tuple(tag for tag in known if tag not in listed_set), ())
 
 
 @frozen

@@ -37,8 +37,12 @@ class LedgerSnapshot:
     nodes: tuple[Node, ...]
 
     def with_digest(self, tag: str, digest: str) -> tuple[TagEntry, ...]:
-        """The entries with ``tag`` naming ``digest`` (a fresh HEAD, or a trusted reference)."""
-        return tuple(evolve(e, digest=digest) if e.tag == tag else e for e in self.entries)
+        """The entries with ``tag`` naming ``digest`` (a fresh HEAD, or a trusted reference);
+        a tag the entries lack is added (pushed since the last listing)."""
+        entries = tuple(evolve(e, digest=digest) if e.tag == tag else e for e in self.entries)
+        if any(e.tag == tag for e in entries):
+            return entries
+        return (*entries, TagEntry(tag, digest))
 
 
 class ImageClass(Enum):
@@ -107,25 +111,36 @@ def _found(image: Image, not_found: str) -> Lookup:
     return Found(image) if image.digest is not None else FetchDigest(image.tag, not_found)
 
 
-def lookup_tag(view: ImageCatalog, tag: str) -> Lookup:
+def _unknown(tag: str, not_found: str, head_unknown: bool) -> Lookup:
+    if head_unknown:
+        return FetchDigest(tag, not_found)
+    raise UnknownImageError(not_found)
+
+
+def lookup_tag(view: ImageCatalog, tag: str, *, head_unknown: bool = False) -> Lookup:
     """A tag of the repository's tag list, with the digest the ledger knows (the last
     refresh's); a HEAD only when the ledger never resolved it. The reference HEADs every
-    time (4.7): anyone who reaches the API could then drive registry traffic."""
+    time (4.7): anyone who reaches the API could then drive registry traffic.
+
+    ``head_unknown``: a tag the last listing did not have is HEADed too (an Artifact
+    Registry listing knows every digest, so only a tag pushed since needs a HEAD)."""
     not_found = f'Docker tag "{tag}" not found'
     image = view.collection.image_for_tag(tag) if tag in view.collection else None
     if image is None:
-        raise UnknownImageError(not_found)
+        return _unknown(tag, not_found, head_unknown)
     return _found(image, not_found)
 
 
-def lookup_reference(view: ImageCatalog, reference: DockerReference, text: str) -> Lookup:
+def lookup_reference(
+    view: ImageCatalog, reference: DockerReference, text: str, *, head_unknown: bool = False
+) -> Lookup:
     """A reference as the reference's Docker source resolves it (reference 4.7).
 
     Registry and repository must be the source's. A digest of the prepull set names its
     image whatever the tag; otherwise a tag is required. A tag of the prepull set gives its
     current image (a digest taken from an older menu loses to the current one); another
     known tag takes the reference's digest as given, or without one the ledger's (a HEAD
-    only when the ledger never resolved the tag).
+    only when the ledger never resolved the tag, or, with ``head_unknown``, never listed it).
     """
     not_found = f'Docker reference "{text}" not found'
     repository = view.repository
@@ -139,7 +154,7 @@ def lookup_reference(view: ImageCatalog, reference: DockerReference, text: str) 
         raise InvalidDockerReferenceError(f'Docker reference "{text}" has no tag')
     image = view.collection.image_for_tag(reference.tag)
     if image is None:
-        raise UnknownImageError(not_found)
+        return _unknown(reference.tag, not_found, head_unknown)
     if reference.digest is None or reference.tag in view.prepull_set:
         return _found(image, not_found)
     return Found(evolve(image, digest=reference.digest))

@@ -31,14 +31,15 @@ from worker.adapters.ledger import (
     naming_database,
 )
 from worker.adapters.metrics import CONTENT_TYPE, WorkerMetrics
-from worker.adapters.registry import (
-    DockerCredentialStore,
-    RegistryClient,
-    RegistryCredentials,
-    RegistryTagSource,
-)
-from worker.config import Config, ConfigError, DockerSource
+from worker.config import Config, ConfigError
 from worker.converter import load_config
+from worker.factory.sources import (
+    PASSWORD_ENV,
+    USERNAME_ENV,
+    ImageSource,
+    image_source,
+    registry_client,
+)
 from worker.services.fresh_digests import FreshDigests
 from worker.services.refresh import RefreshReport, configured_policy, refresh
 from worker.services.resolve import ImageResolver
@@ -68,8 +69,6 @@ __all__ = [
 
 CONFIG_ENV = "IMAGELEDGER_CONFIG"
 HTTP_TOKEN_ENV = "IMAGELEDGER_HTTP_TOKEN"
-USERNAME_ENV = "IMAGELEDGER_REGISTRY_USERNAME"
-PASSWORD_ENV = "IMAGELEDGER_REGISTRY_PASSWORD"
 METRICS_CONTENT_TYPE = CONTENT_TYPE
 """The content type of ``Runtime.scrape``'s text (Prometheus' exposition format)."""
 
@@ -125,16 +124,6 @@ def broker_settings(config: Config, url: str | None, prefix: str) -> BrokerSetti
     )
 
 
-def _credentials(config: Config) -> RegistryCredentials | None:
-    user, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
-    if user and password:
-        return RegistryCredentials(user, password)
-    path = config.images.docker_credentials_path
-    if path:
-        return DockerCredentialStore.from_file(Path(path)).lookup(config.images.repository.registry)
-    return None
-
-
 @asynccontextmanager
 async def database(url: str | None) -> AsyncIterator[AsyncEngine]:
     """An engine on the database given (else ``IMAGELEDGER_DATABASE_URL``, else the local
@@ -155,7 +144,8 @@ class Application:
     config: Config
     engine: AsyncEngine
     session: aiohttp.ClientSession
-    registry: RegistryClient
+    source: ImageSource
+    """The configured registry's clients (Docker v2, or Artifact Registry's listing)."""
     log: EventLog
     views: SpawnerCatalog
     """The spawner's domain view of the ledger (for resolving), cached per log position."""
@@ -172,7 +162,7 @@ class Application:
         progress: Callable[[int, int], None] | None = None,
     ) -> RefreshReport:
         """Run one refresh in this process (``progress`` hears the digests fetched)."""
-        source = RegistryTagSource(self.registry, self.config.images.repository, progress)
+        source = self.source.tag_source(progress)
         store = LedgerRefreshStore(self.engine, self.log, self.config.dropdown_menu)
         refresh_id = causation or f"refresh-{uuid.uuid4()}"
         return await refresh(
@@ -188,27 +178,6 @@ class Application:
         return await store.record([], key_prefix=started, causation=started, policy=policy)
 
 
-def registry_client(
-    config: Config,
-    session: aiohttp.ClientSession,
-    on_request: Callable[[str, int | None], None] | None = None,
-) -> RegistryClient:
-    """The client of the configured registry, with the configured credentials, TLS and
-    plain-http settings (RegistryCredentialsError when the credentials cannot be read);
-    ``on_request`` hears every request it sends."""
-    source = config.images.source
-    insecure = isinstance(source, DockerSource) and source.insecure
-    ca_bundle = source.ca_bundle if isinstance(source, DockerSource) else None
-    return RegistryClient(
-        session,
-        config.images.repository.registry,
-        insecure=insecure,
-        credentials=_credentials(config),
-        ca_bundle=ca_bundle,
-        on_request=on_request,
-    )
-
-
 @asynccontextmanager
 async def application(
     config: Config,
@@ -219,19 +188,18 @@ async def application(
     """Build the application graph and close everything it opened; ``on_registry_request``
     hears every registry request (refreshes and resolves alike)."""
     async with database(url) as engine, aiohttp.ClientSession() as session:
-        client = registry_client(config, session, on_registry_request)
+        source = image_source(config, session, on_registry_request)
         store = SpawnerStore(engine)
         views = SpawnerCatalog(store, config)
         documents = SpawnerDocuments(store, config)
-        repository = config.images.repository
         heads = FreshDigests(
-            lambda: RegistryTagSource(client, repository),
+            source.heads,
             ttl=config.http.resolve_cache_ttl,
             per_minute=config.http.resolve_heads_per_minute,
         )
-        resolver = ImageResolver(views, heads)
+        resolver = ImageResolver(views, heads, head_unknown=source.complete_listing)
         yield Application(
-            config, engine, session, client, EventLog(engine), views, documents, resolver
+            config, engine, session, source, EventLog(engine), views, documents, resolver
         )
 
 

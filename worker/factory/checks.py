@@ -30,7 +30,8 @@ from worker.adapters.registry import (
     RegistryTlsError,
     RepositoryUnknownError,
 )
-from worker.config import Config, ConfigError
+from worker.config import Config, ConfigError, GoogleSource
+from worker.domain.errors import SourceUnavailableError
 from worker.factory.application import (
     CONFIG_ENV,
     PASSWORD_ENV,
@@ -39,6 +40,7 @@ from worker.factory.application import (
     load,
     registry_client,
 )
+from worker.factory.sources import image_source
 
 __all__ = ["Check", "run_checks"]
 
@@ -161,6 +163,8 @@ def _registry_fix(exc: RegistryError, config: Config) -> str:
 
 async def check_registry(config: Config) -> Check:
     """List the repository's tags with the configured credentials."""
+    if isinstance(config.images.source, GoogleSource):
+        return await _check_google(config)
     repository = config.images.repository
     who = _credentials(config)
     async with aiohttp.ClientSession() as session:
@@ -174,6 +178,25 @@ async def check_registry(config: Config) -> Check:
             found = f"{repository}: no tag list within {TIMEOUT:.0f} s"
             return Check("registry", False, found, "check images.source.registry and the network")
     return Check("registry", True, f"{repository}: {len(tags)} tags listed ({who})")
+
+
+async def _check_google(config: Config) -> Check:
+    """List the Artifact Registry repository with Application Default Credentials."""
+    repository = config.images.repository
+    async with aiohttp.ClientSession() as session:
+        try:
+            source = image_source(config, session).tag_source()
+            tags = await asyncio.wait_for(source.list_tags(), TIMEOUT)
+        except SourceUnavailableError as exc:
+            return Check("registry", False, f"{repository} (Artifact Registry): {exc}",
+                         "check images.source (location, projectId, repository, endpoint) and "
+                         "the Google credentials (GOOGLE_APPLICATION_CREDENTIALS, or the "
+                         "workload identity)")  # fmt: skip
+        except TimeoutError:
+            found = f"{repository}: no listing within {TIMEOUT:.0f} s"
+            return Check("registry", False, found, "check images.source.endpoint and the network")
+    found = f"{repository}: {len(tags)} tags listed (Artifact Registry, Google credentials)"
+    return Check("registry", True, found)
 
 
 async def run_checks(

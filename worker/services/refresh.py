@@ -25,6 +25,7 @@ from worker.domain.refresh import (
     decide_refresh,
     plan_removals,
     tags_to_head,
+    unlisted_removed,
 )
 from worker.services.evaluate import evaluate
 
@@ -39,6 +40,12 @@ class TagSource(Protocol):
     @property
     def repository(self) -> Repository:
         """Which repository this source lists."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether a listing is the whole truth, digests included (Artifact Registry): every
+        listed tag's digest comes with it and a tag it leaves out is gone. Otherwise (a
+        Docker tag list) digests take HEADs and removals are confirmed one by one."""
 
     async def list_tags(self) -> list[str]:
         """Every tag; raises SourceUnavailableError when the listing fails."""
@@ -158,10 +165,13 @@ async def refresh(
                 reason=str(exc),
             )
             return RefreshReport(repository, failed, appended, exc.reason_class)
-        wanted = tags_to_head(known, listed, images.policy(), images.resolve_budget)
-        removals = plan_removals(
-            known, listed, images.max_removals_unconfirmed, images.resolve_budget
-        )
+        if source.complete:
+            wanted, removals = list(dict.fromkeys(listed)), unlisted_removed(known, listed)
+        else:
+            wanted = tags_to_head(known, listed, images.policy(), images.resolve_budget)
+            removals = plan_removals(
+                known, listed, images.max_removals_unconfirmed, images.resolve_budget
+            )
         if removals.unconfirmed:
             bound.warning(
                 "listing leaves out more tags than may be removed: removals unconfirmed",

@@ -55,9 +55,14 @@ class ImageResolver:
     HEAD is made only for a tag it never resolved.
     """
 
-    def __init__(self, views: SpawnerCatalog, digests: FreshDigest) -> None:
+    def __init__(
+        self, views: SpawnerCatalog, digests: FreshDigest, *, head_unknown: bool = False
+    ) -> None:
         self._views = views
         self._digests = digests
+        self._head_unknown = head_unknown
+        """HEAD tags the last listing did not have (a complete listing, as Artifact
+        Registry's, whose other tags never need one)."""
 
     async def resolve(self, name: ImageName, value: str) -> ResolvedImage:
         """The image named by a reference, a tag or an image class (its value, such as
@@ -74,12 +79,16 @@ class ImageResolver:
 
     async def for_tag(self, tag: str) -> ResolvedImage:
         """The image a tag of the repository names now."""
-        return await self._resolve(lambda view: lookup_tag(view, tag))
+        return await self._resolve(
+            lambda view: lookup_tag(view, tag, head_unknown=self._head_unknown)
+        )
 
     async def for_reference(self, text: str) -> ResolvedImage:
         """The image a ``registry/repository[:tag][@digest]`` reference names."""
         reference = parse_reference(text)
-        return await self._resolve(lambda view: lookup_reference(view, reference, text))
+        return await self._resolve(
+            lambda view: lookup_reference(view, reference, text, head_unknown=self._head_unknown)
+        )
 
     async def for_class(self, image_class: ImageClass) -> ResolvedImage:
         """The prepull set's recommended image, or its newest of a type."""

@@ -10,11 +10,14 @@ from click.testing import CliRunner, Result
 
 from tests.integration.consumer.test_worker import REPO, running_worker
 from tests.support.database import url_for
+from tests.support.google_fixtures import GoogleStandIns, google
 from tests.support.registry import PASSWORD, USER, RunningRegistry
 from worker.adapters.broker import BrokerSettings
 from worker.adapters.ledger import revisions
 from worker.cli import main
 from worker.converter import load_config
+
+__all__ = ["google"]
 
 
 def write_config(path: Path, registry: str) -> Path:
@@ -119,3 +122,27 @@ async def test_a_missing_database_and_config(
     assert migrate.stderr.strip().endswith(
         "; create it first: createdb -h 127.0.0.1 -p 5432 -U postgres il_never_created"
     )
+
+
+async def test_a_google_source_is_checked_by_listing_it(
+    google: GoogleStandIns, empty_database_url: str, broker_settings: BrokerSettings, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "images:\n  source: {type: google, location: us-central1, projectId:"
+        " rubin-shared-services-71ec, repository: sciplat, image: sciplat-lab,"
+        f" endpoint: '{google.registry.endpoint}'}}\n"
+    )
+    google.load("gar", load_config(config))
+    where = "us-central1-docker.pkg.dev/rubin-shared-services-71ec/sciplat/sciplat-lab"
+
+    listed = await check(config, empty_database_url, broker_settings)
+    google.oauth.on_issue = None  # the API refuses every token from now on
+    refused = await check(config, empty_database_url, broker_settings)
+
+    assert verdicts(listed)["registry"] == (
+        f"{where}: 7 tags listed (Artifact Registry, Google credentials)"
+    )
+    verdict = verdicts(refused)["registry"]
+    assert verdict.startswith(f"{where} (Artifact Registry): access denied: UNAUTHENTICATED")
+    assert verdict.endswith("GOOGLE_APPLICATION_CREDENTIALS, or the workload identity)")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.conformance import DATA
 from worker.config import ConfigError, DockerSource, GoogleSource
@@ -222,3 +224,27 @@ def test_http_section() -> None:
 def test_bad_queue_section_is_named() -> None:
     with pytest.raises(ConfigError, match=r"extra fields found \(batch\) @ \$\.queue"):
         parse_config({"images": {"source": SOURCE}, "queue": {"batch": 5}})
+
+
+def test_the_source_examples_of_docs_registry_md_are_valid() -> None:
+    """Each YAML block of docs/registry.md is a configuration that loads (both sources)."""
+    doc = Path(__file__).resolve().parents[3] / "docs" / "registry.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S)
+    sources = [parse_config(yaml.safe_load(block)).images.source for block in blocks]
+    assert [type(s) for s in sources] == [DockerSource, GoogleSource]
+    google = sources[1]
+    assert isinstance(google, GoogleSource)
+    assert google.docker_host == ("us-central1-docker.pkg.dev", False)
+    assert str(parse_config(yaml.safe_load(blocks[1])).images.repository) == (
+        "us-central1-docker.pkg.dev/rubin-shared-services-71ec/sciplat/sciplat-lab"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("endpoint", "ftp://example.com"), ("endpoint", "https://h/v1"), ("dockerEndpoint", "h:5")],
+)
+def test_google_endpoints_must_be_http_origins(key: str, value: str) -> None:
+    source = {"type": "google", "location": "l", "projectId": "p", "repository": "r", "image": "i"}
+    with pytest.raises(ConfigError, match="expected http"):
+        parse_config({"images": {"source": {**source, key: value}}})

@@ -194,6 +194,11 @@ def _image(names: list[str], size: int = 1) -> list[dict[str, Any]]:
          "contains an unpaired surrogate at offset 1 @ $.node"),
         ("node.inventory", b'{"node": "n", "observed_at": "2024-01-01T00:00:00Z", "x\\u0000": 1}',
          "key contains a NUL character at offset 1 @ $"),
+        # a surrogate encoded as raw bytes (not valid UTF-8): parsed as json.loads does, walked
+        ("node.inventory", b'{"node": "n\xed\xa0\x80", "observed_at": "2024-01-01T00:00:00Z"}',
+         "contains an unpaired surrogate at offset 1 @ $.node"),
+        ("node.inventory", '{"node": "n", "observed_at": "2024-01-01T00:00:00Z", "é\\u0000": 1}'
+         .encode(), "key contains a NUL character at offset 1 @ $"),
         ("prepull.pod_completed", with_(POD_COMPLETED, image=f"r.io/a:t@sha256:{'A' * 64}"),
          "is not sha256: and 64 lowercase hex digits (or sha512: and 128) @ $.image"),
         ("prepull.pod_completed", with_(POD_COMPLETED, image="r.io/a:t@md5:" + "0" * 32),

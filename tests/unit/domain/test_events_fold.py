@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any
 
@@ -27,7 +27,9 @@ from worker.domain.events import (
     TagRemoved,
     TagResolved,
 )
-from worker.domain.ledger import evolve, fold
+from worker.domain.field_rules import FOLD_SKEW
+from worker.domain.ledger import as_folded, evolve, fold
+from worker.domain.nodes import Taint
 from worker.domain.projection import LedgerState, NodeImageRow
 
 REPO = "lsst/sciplat"
@@ -242,3 +244,53 @@ def test_prepull_attempts_count_and_park() -> None:
         prepull_failures_total=2, prepull_requested_at=at(6), prepull_finished_at=at(7),
         registry=REGISTRY, repository=REPO, tag="w",
     )  # fmt: skip
+
+
+FAR_AHEAD = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def test_a_far_future_observation_counts_at_its_recording_plus_the_skew() -> None:
+    """Issue 12, fault 1: one inventory dated 9999 with a NoSchedule taint, as a log written
+    before the edge refused such times holds it, then a real one ten minutes later."""
+    gpu = (Taint("gpu", "NoSchedule", "true"),)
+    pinned: list[Event] = [
+        NodeSeen(node="n1", taints=gpu, eligible=False, comment="tainted", occurred_at=FAR_AHEAD),
+        NodeInventoryObserved(
+            node="n1", appeared=(CachedImage(A, 100),), image_count=1, occurred_at=FAR_AHEAD
+        ),
+    ]
+    real: list[Event] = [
+        NodeSeen(node="n1", eligible=True, occurred_at=at(10)),
+        inventory("n1", 10, disappeared=(A,)),
+    ]
+    # Counted as they say, the far one wins for ever: the attack.
+    assert fold(pinned + real).nodes["n1"].taints == gpu
+    # Counted at no later than their recording plus the skew, the real one wins.
+    state = fold([as_folded(e, at(0)) for e in pinned] + [as_folded(e, at(10)) for e in real])
+    node = state.nodes["n1"]
+    assert (node.eligible, node.taints, node.comment, node.seen_at) == (True, (), None, at(10))
+    assert node.last_inventory_at == at(10)
+    assert present(state) == set()
+    # Until then the far one stands, and every time it sets is its recording plus the skew.
+    alone = fold(as_folded(e, at(0)) for e in pinned)
+    pinned_until = at(0) + FOLD_SKEW
+    node = alone.nodes["n1"]
+    assert (node.eligible, node.taints, node.seen_at) == (False, gpu, pinned_until)
+    assert (node.first_seen_at, node.last_inventory_at) == (pinned_until, pinned_until)
+    assert alone.node_images[("n1", A)].observed_at == pinned_until
+    early = NodeSeen(node="n1", eligible=True, occurred_at=at(3))  # before at(0) + FOLD_SKEW
+    assert fold([as_folded(early, at(3))], alone).nodes["n1"].taints == gpu
+
+
+def test_as_folded_moves_only_node_and_prepull_times_past_the_skew() -> None:
+    common: dict[str, Any] = {"registry": REGISTRY, "repository": REPO, "digest": A, "node": "n1"}
+    failed = PrepullFailed(reason="ErrImagePull", occurred_at=FAR_AHEAD, **common)
+    assert as_folded(failed, at(0)) == PrepullFailed(
+        reason="ErrImagePull", occurred_at=at(0) + FOLD_SKEW, **common
+    )
+    within = NodeGone(node="n1", occurred_at=at(0) + FOLD_SKEW)
+    assert as_folded(within, at(0)) is within
+    tag = TagRemoved(
+        registry=REGISTRY, repository=REPO, tag="t", last_digest=A, occurred_at=FAR_AHEAD
+    )
+    assert as_folded(tag, at(0)) is tag  # the worker's own clock: repository events stay

@@ -66,6 +66,22 @@ def test_invalid_references(text: str, message: str) -> None:
         parse_reference(text)
 
 
+def test_a_complete_listing_heads_only_tags_it_did_not_list() -> None:
+    """``head_unknown`` (a Google source): an unlisted tag may have been pushed since."""
+    view = standard()[1]
+    assert isinstance(lookup_tag(view, "w_2077_43", head_unknown=True), Found)
+    wanted = lookup_tag(view, "w_2077_45", head_unknown=True)
+    assert wanted == FetchDigest("w_2077_45", 'Docker tag "w_2077_45" not found')
+    text = f"{REPO}:w_2077_45"
+    by_reference = lookup_reference(view, parse_reference(text), text, head_unknown=True)
+    assert by_reference == FetchDigest("w_2077_45", f'Docker reference "{text}" not found')
+    snapshot = LedgerSnapshot(1, (TagEntry("w_2077_43", "sha256:5678"),), ())
+    assert snapshot.with_digest("w_2077_45", "sha256:45") == (
+        TagEntry("w_2077_43", "sha256:5678"),
+        TagEntry("w_2077_45", "sha256:45"),
+    )
+
+
 def test_a_tag_is_answered_from_the_ledger_when_it_knows_the_digest() -> None:
     view = standard()[1]
     found = lookup_tag(view, "w_2077_43")

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.layout import array_params, check_fields, column_list, names
-from worker.adapters.ledger.nodefold import append_statement
+from worker.adapters.ledger.nodefold import FOLD_PARAMETERS, append_statement
 from worker.adapters.ledger.projections import fetch_rows as _fetch
 from worker.adapters.ledger.projections import fold_repository_events, is_node_event
 from worker.adapters.ledger.rows import CODECS
@@ -223,11 +223,13 @@ class LedgerTransaction:
         items, events, rows = prepared.items, prepared.events, prepared.rows
         if not rows:
             return AppendResult((), len(items))
-        append = _INSERT_AND_FOLD if any(map(is_node_event, events)) else _INSERT
-        arrays = dict(zip(EventRow._fields, map(list, zip(*rows, strict=True)), strict=True))
+        values = dict(zip(EventRow._fields, map(list, zip(*rows, strict=True)), strict=True))
+        append = _INSERT
+        if any(map(is_node_event, events)):
+            append, values = _INSERT_AND_FOLD, {**values, **FOLD_PARAMETERS}
         async with translate_errors("append to the event log"):
             await self._db.execute(GENERIC_PLAN)
-            stored = await append.fetch(self._db, **arrays)
+            stored = await append.fetch(self._db, **values)
             await self._db.execute(SESSION_PLAN)
             position_of = {r["idempotency_key"]: r["position"] for r in stored}
             fresh = [

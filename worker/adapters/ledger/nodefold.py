@@ -11,11 +11,13 @@ The statements are composed from the files of ``sql/nodefold/`` (see
 ``worker.adapters.ledger.statements``): ``nodes.sql`` and ``node_images.sql`` hold the fold
 rules, one expression per column of the new rows; the column lists that read the old rows
 and write the new ones come from the table objects (``worker.adapters.ledger.layout``), so
-a column without a rule makes the statement fail when it is prepared.
+a column without a rule makes the statement fail when it is prepared. Both statements take
+the fold's own parameters (``FOLD_PARAMETERS``) besides their events'.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Table
@@ -31,9 +33,11 @@ from worker.adapters.ledger.statements import (
     load,
     statement,
 )
+from worker.domain.field_rules import FOLD_SKEW
 from worker.domain.ledger import NODE_EVENTS
 
 __all__ = [
+    "FOLD_PARAMETERS",
     "NODE_EVENT_TYPES",
     "append_statement",
     "count_presence",
@@ -43,6 +47,10 @@ __all__ = [
 
 NODE_EVENT_TYPES = tuple(cls.TYPE for cls in NODE_EVENTS)
 """The stored types of the events this fold folds (the others are folded in Python)."""
+
+FOLD_PARAMETERS: Mapping[str, Any] = {"fold_skew": FOLD_SKEW}
+"""The values of the fold's own parameters: ``fold_skew``, how far past its recording an
+event may count as observed (``worker.domain.ledger.as_folded``)."""
 
 _RETURNING = Sql("\n    RETURNING 1")
 
@@ -92,9 +100,9 @@ def append_statement(append: Sql, result: Sql) -> Sql:
     """One statement that appends events and folds the node and prepull events among them.
 
     ``append`` is a WITH list ending in ``appended``, an ``INSERT INTO ledger.events``
-    returning at least ``position, type, data, occurred_at``; ``result`` is the statement's
-    SELECT list over ``appended``. The fold reads the new events from ``appended`` and
-    moves ``image_presence`` by what they change.
+    returning at least ``position, type, data, occurred_at, recorded_at``; ``result`` is the
+    statement's SELECT list over ``appended``. The fold reads the new events from
+    ``appended`` and moves ``image_presence`` by what they change.
     """
     return compose(
         load("nodefold/append"),

@@ -39,7 +39,12 @@ from worker.adapters.ledger.layout import (
     qualified,
     staging_table,
 )
-from worker.adapters.ledger.nodefold import NODE_EVENT_TYPES, count_presence, replay_statement
+from worker.adapters.ledger.nodefold import (
+    FOLD_PARAMETERS,
+    NODE_EVENT_TYPES,
+    count_presence,
+    replay_statement,
+)
 from worker.adapters.ledger.projections import WorkingSet, write
 from worker.adapters.ledger.statements import Sql, Statement, compose, identifier, join, statement
 from worker.converter import converter as default_converter
@@ -246,6 +251,7 @@ class _Staging:
                         types=types,
                         partitions=self.workers,
                         partition=k,
+                        **FOLD_PARAMETERS,
                     )
                 )
                 tracker.advance(k, upto)

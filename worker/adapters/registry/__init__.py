@@ -1,9 +1,15 @@
-"""The Docker registry (HTTP API v2): client, authentication, wire parsing and the tag source.
+"""Image registries: the Docker registry HTTP API v2 (client, authentication, wire parsing,
+the tag source) and Google Artifact Registry (its listing, tokens and tag source).
 
 The package face: callers outside it import from here, never from its modules.
 """
 
-from worker.adapters.registry.client import ManifestInfo, RegistryClient
+from worker.adapters.registry.artifact import (
+    ArtifactRegistryLister,
+    ArtifactRegistryTagSource,
+    GoogleHeads,
+)
+from worker.adapters.registry.client import ManifestInfo, RegistryClient, RequestObserver
 from worker.adapters.registry.credentials import DockerCredentialStore, RegistryCredentials
 from worker.adapters.registry.errors import (
     ManifestUnknownError,
@@ -20,6 +26,12 @@ from worker.adapters.registry.errors import (
     RegistryTlsError,
     RepositoryUnknownError,
 )
+from worker.adapters.registry.google_tokens import (
+    CLOUD_PLATFORM_SCOPE,
+    GOOGLE_DOCKER_USER,
+    GoogleAccessTokens,
+    GoogleDockerLogin,
+)
 from worker.adapters.registry.source import RegistryTagSource
 from worker.adapters.registry.stats import (
     RegistryLimits,
@@ -30,7 +42,14 @@ from worker.adapters.registry.stats import (
 )
 
 __all__ = [
+    "CLOUD_PLATFORM_SCOPE",
+    "GOOGLE_DOCKER_USER",
+    "ArtifactRegistryLister",
+    "ArtifactRegistryTagSource",
     "DockerCredentialStore",
+    "GoogleAccessTokens",
+    "GoogleDockerLogin",
+    "GoogleHeads",
     "ManifestInfo",
     "ManifestUnknownError",
     "RegistryAuthError",
@@ -50,6 +69,7 @@ __all__ = [
     "RegistryTlsError",
     "RepositoryUnknownError",
     "RequestCount",
+    "RequestObserver",
     "RequestStats",
     "RequestStatsSnapshot",
     "RetryBudget",

@@ -14,7 +14,7 @@ import structlog
 from attrs import define, field, frozen
 from yarl import URL
 
-from .credentials import RegistryCredentials
+from .credentials import BasicCredentials
 from .errors import RegistryAuthError, safe_url
 from .wire import read_quoted_string, read_token, skip
 
@@ -233,7 +233,7 @@ class RegistryAuthenticator:
     def __init__(
         self,
         registry: str,
-        credentials: RegistryCredentials | None,
+        credentials: BasicCredentials | None,
         *,
         insecure: bool,
         cache: TokenCache | None = None,

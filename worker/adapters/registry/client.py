@@ -17,7 +17,7 @@ from attrs import frozen
 from yarl import URL
 
 from .auth import AuthAttempt, RegistryAuthenticator
-from .credentials import RegistryCredentials
+from .credentials import BasicCredentials
 from .errors import (
     ManifestUnknownError,
     RegistryAuthError,
@@ -83,7 +83,7 @@ class RegistryClient:
         registry: str,
         *,
         insecure: bool = False,
-        credentials: RegistryCredentials | None = None,
+        credentials: BasicCredentials | None = None,
         ca_bundle: Path | str | None = None,
         limits: RegistryLimits | None = None,
         stats: RequestStats | None = None,
@@ -194,6 +194,32 @@ class RegistryClient:
         media_type = media_type.split(";", 1)[0].strip() if media_type else None
         log.debug("Resolved tag", digest=digest)
         return ManifestInfo(digest=digest, media_type=media_type)
+
+    async def get_api(
+        self,
+        url: URL,
+        authorization: Callable[[], Awaitable[str]],
+        renew: Callable[[], Awaitable[None]],
+    ) -> bytes:
+        """GET a JSON document of an HTTP API on this host (not the registry API) with the
+        retries, budget and costs of registry requests; ``authorization`` gives the header
+        of each attempt, and a 401 calls ``renew`` once before the request is tried again."""
+        renewed = False
+
+        async def headers() -> dict[str, str]:
+            return request_headers("application/json", await authorization())
+
+        async def unauthorized(response: Response) -> None:
+            nonlocal renewed
+            if renewed:
+                raise answer_error("GET", url, response, RegistryAuthError)
+            renewed = True
+            await renew()
+
+        response = await self._exchange("GET", url, headers, unauthorized, self._log)
+        if 200 <= response.status < 300:
+            return response.body
+        raise answer_error("GET", url, response, RepositoryUnknownError)
 
     def _url(self, path: str) -> URL:
         return self._base_url.with_path(path, encoded=True)

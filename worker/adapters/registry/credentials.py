@@ -6,13 +6,21 @@ import base64
 import binascii
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import frozen
 
 from .errors import RegistryCredentialsError
 
-__all__ = ["DockerCredentialStore", "RegistryCredentials"]
+__all__ = ["BasicCredentials", "DockerCredentialStore", "RegistryCredentials"]
+
+
+class BasicCredentials(Protocol):
+    """What the client sends for HTTP Basic (fixed, or a token renewed outside the client,
+    as a Google access token under ``oauth2accesstoken``)."""
+
+    def basic_authorization(self) -> str:
+        """The ``Authorization`` header value for HTTP Basic, as of now."""
 
 
 @frozen(repr=False)

@@ -177,7 +177,12 @@ def error_for_status(
 def _error_detail(body: bytes) -> str:
     """``": CODE: message"`` from a registry error body, if it has the standard shape."""
     try:
-        errors = json.loads(body)["errors"]
+        data = json.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            google = data["error"]  # Google APIs: {"error": {"code", "status", "message"}}
+            errors = [{"code": google["status"], "message": google.get("message", "")}]
+        else:
+            errors = data["errors"]
         parts = [f"{error['code']}: {error.get('message', '')}".strip() for error in errors]
     except (ValueError, KeyError, TypeError, AttributeError):
         return ""

@@ -14,7 +14,7 @@ from worker.domain.refresh import HeadFailed, HeadFound, HeadMissing, HeadResult
 from .client import RegistryClient
 from .errors import ManifestUnknownError, RegistryError
 
-__all__ = ["RegistryTagSource"]
+__all__ = ["RegistryTagSource", "refresh_cost"]
 
 log = structlog.get_logger("imageledger.registry")
 
@@ -76,12 +76,21 @@ class RegistryTagSource:
             )
             return HeadFailed(str(exc))
 
+    complete = False
+    """A tag listing carries no digests, and a tag it leaves out is removed only on its own
+    404 (within ``images.maxRemovalsUnconfirmed``)."""
+
     def cost(self) -> RefreshCost:
         """Requests made so far, for the refresh summary."""
-        snap = self._client.stats.snapshot()
-        return RefreshCost(
-            requests=snap.requests,
-            retries=snap.retries,
-            bytes_received=snap.bytes_received,
-            rate_limits=dict(snap.rate_limit_headers),
-        )
+        return refresh_cost(self._client)
+
+
+def refresh_cost(client: RegistryClient) -> RefreshCost:
+    """What ``client``'s requests cost so far, as the refresh summary counts it."""
+    snap = client.stats.snapshot()
+    return RefreshCost(
+        requests=snap.requests,
+        retries=snap.retries,
+        bytes_received=snap.bytes_received,
+        rate_limits=dict(snap.rate_limit_headers),
+    )

@@ -16,11 +16,14 @@ from tests.integration.adapters.ledger.test_eventlog_append import REPO, batch
 from tests.support.events import T0
 from worker.adapters.ledger.eventlog import APPEND_STATEMENTS, GENERIC_PLAN, SESSION_PLAN, EventLog
 from worker.domain.events import TagDiscovered
+from worker.domain.field_rules import FOLD_SKEW
 
 _EMPTY_ARGUMENTS = (
     "'{}'::text[], '{}'::text[], '{}'::integer[], '{}'::jsonb[], '{}'::timestamptz[],"
     " '{}'::text[], '{}'::text[]"
 )
+_FOLD_ARGUMENTS = f", '{FOLD_SKEW.total_seconds()} seconds'::interval"
+"""The fold's own parameter (``nodefold.FOLD_PARAMETERS``), after the events' arrays."""
 _LEDGER_TABLES = ("events", "nodes", "node_images", "image_presence")
 
 
@@ -35,14 +38,16 @@ async def _plans(event_log: EventLog) -> tuple[dict[str, dict[str, Any]], str]:
         plans = []
         for sql in APPEND_STATEMENTS:
             row = await db.fetchrow(
-                "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements"
+                "SELECT name, generic_plans, custom_plans, cardinality(parameter_types) AS n"
+                " FROM pg_prepared_statements"
                 " WHERE statement = $1",
                 sql,
             )
             assert row is not None, "the append statement is not prepared (too long to cache?)"
             counts[row["name"]] = dict(row)
+            arguments = _EMPTY_ARGUMENTS + (_FOLD_ARGUMENTS if row["n"] == 8 else "")
             await db.execute(GENERIC_PLAN)
-            explained = await db.fetch(f"EXPLAIN EXECUTE {row['name']}({_EMPTY_ARGUMENTS})")
+            explained = await db.fetch(f"EXPLAIN EXECUTE {row['name']}({arguments})")
             await db.execute(SESSION_PLAN)
             plans.append("\n".join(r[0] for r in explained))
     return counts, "\n".join(plans) + f"\nsession: {mode}"

@@ -8,7 +8,8 @@ types: known nodes, the planning snapshot, facts to append, messages for the out
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import structlog
@@ -17,19 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.adapters.ledger.database import LedgerError, translate_errors
 from worker.adapters.ledger.derived import gating, log_head, offers
-from worker.adapters.ledger.eventlog import LedgerTransaction, NewEvent
+from worker.adapters.ledger.eventlog import EventLog, LedgerTransaction, NewEvent
 from worker.adapters.ledger.messages import record_messages, recorded_bodies
 from worker.adapters.ledger.migrate import current_revision, revisions
 from worker.adapters.ledger.outbox import write_outbox
 from worker.adapters.ledger.projections import fetch_keyed
 from worker.adapters.ledger.rows import CODECS
-from worker.adapters.ledger.statements import Statement, statement
+from worker.adapters.ledger.statements import Statement
+from worker.adapters.ledger.stores.planning import CoverageCache
 from worker.adapters.ledger.stores.units import UnitStore
 from worker.domain.changes import Gating, Offer, RepositoryKey
 from worker.domain.images import Repository
 from worker.domain.inventory import Presence
 from worker.domain.messages import Delivery, Outgoing
 from worker.domain.node_observation import KnownNode
+from worker.domain.planning import request_candidates
 from worker.domain.prepull import (
     Fact,
     PairState,
@@ -51,9 +54,6 @@ _TARGETS = Statement(
     "SELECT registry, repository, tag, digest, position FROM ledger.prepull_targets"
     " WHERE pull AND digest IS NOT NULL ORDER BY position, tag"
 )
-_ELIGIBLE = Statement(
-    "SELECT node FROM ledger.nodes WHERE eligible AND gone_at IS NULL ORDER BY node"
-)
 _ACTIVE = Statement(
     "SELECT node, digest, coalesce(present, false), prepull_state, prepull_requests,"
     " prepull_failures, prepull_deadline, prepull_finished_at, registry, repository, tag,"
@@ -65,11 +65,16 @@ _ACTIVE = Statement(
 _ANNOUNCED = Statement(
     "SELECT message_id FROM ledger.outbox WHERE message_id = ANY(CAST(:message_ids AS text[]))"
 )
-_HELD = Statement(
-    "SELECT p.digest FROM ledger.image_presence p"
-    " WHERE p.digest = ANY(CAST(:digests AS text[])) AND p.eligible_nodes >= :nodes"
+# The pairs a plan may request (``request_candidates``), with what their rows hold, in order.
+_CHOSEN = Statement(
+    "SELECT k.node, k.digest, false, ni.prepull_state, coalesce(ni.prepull_requests, 0),"
+    " coalesce(ni.prepull_failures, 0), ni.prepull_deadline, ni.prepull_finished_at,"
+    " ni.registry, ni.repository, ni.tag, ni.prepull_reason"
+    " FROM unnest(CAST(:nodes AS text[]), CAST(:digests AS text[]))"
+    " WITH ORDINALITY AS k(node, digest, ord)"
+    " LEFT JOIN ledger.node_images ni ON ni.node = k.node AND ni.digest = k.digest"
+    " ORDER BY k.ord"
 )
-_CANDIDATES = statement("prepull/candidates")
 _PRESENCE = Statement(
     "SELECT node, digest, present, observed_at, source FROM ledger.node_images"
     " WHERE node = ANY(CAST(:nodes AS text[])) AND present IS NOT NULL"
@@ -90,8 +95,9 @@ _TYPES = Statement(
 class WorkUnit:
     """One batch's transaction, in domain terms."""
 
-    def __init__(self, tx: LedgerTransaction) -> None:
+    def __init__(self, tx: LedgerTransaction, coverage: CoverageCache | None = None) -> None:
         self._tx = tx
+        self._coverage = coverage or CoverageCache()
 
     async def known_nodes(self, names: Iterable[str]) -> dict[str, KnownNode]:
         """What the projections know of these nodes (absent: never seen)."""
@@ -119,36 +125,34 @@ class WorkUnit:
 
     async def plan_input(self, settings: PrepullSettings, now: datetime) -> PlanInput:
         """The planning snapshot: targets in display order, eligible nodes, the pairs in
-        flight or failed, the pairs the plan may request, and the complete digests."""
+        flight or failed, the pairs the plan may request, and the complete digests. The
+        eligible nodes and who lacks each target come from the coverage cache, brought up
+        to date with what the log gained since the last plan."""
         db = self._tx.driver
         async with translate_errors("read the prepull state"):
             targets = tuple(PrepullTarget(*r) for r in await _TARGETS.fetch(db))
-            nodes = tuple(r[0] for r in await _ELIGIBLE.fetch(db))
             order = pull_order(targets)
             digests = [t.digest for t in order]
             active = [PairState(*r) for r in await _ACTIVE.fetch(db, digests=digests)]
-            held = (
-                {r[0] for r in await _HELD.fetch(db, digests=digests, nodes=len(nodes))}
-                if nodes
-                else set()
-            )
+            coverage = await self._coverage.sync(db, digests, await log_head(self._tx))
+            held = coverage.held_everywhere()
             busy = busy_nodes(active, settings, now)
             per_node, total = request_window(settings)
             wanted = [d for d in digests if d not in held]
-            records = await _CANDIDATES.fetch(
-                db,
-                digests=wanted,
-                busy_nodes=list(busy),
-                busy_counts=list(busy.values()),
-                per_node=per_node,
-                total=total,
+            chosen = request_candidates(coverage, wanted, busy, per_node, total)
+            records = (
+                await _CHOSEN.fetch(
+                    db, nodes=[n for n, _ in chosen], digests=[d for _, d in chosen]
+                )
+                if chosen
+                else []
             )
             ids = [complete_message_id(t) for t in order if t.digest in held]
             announced = (
                 {r[0] for r in await _ANNOUNCED.fetch(db, message_ids=ids)} if ids else set()
             )
         pairs = {(p.node, p.digest): p for p in (*active, *(PairState(*r) for r in records))}
-        return PlanInput(targets, nodes, pairs, frozenset(held), frozenset(announced))
+        return PlanInput(targets, coverage.eligible_nodes, pairs, held, frozenset(announced))
 
     async def parked_pairs(self, nodes: Iterable[str]) -> list[PairState]:
         """The parked (node, digest) pairs of these nodes."""
@@ -195,10 +199,32 @@ class WorkUnit:
 
 
 class WorkStore(UnitStore[WorkUnit]):
-    """Opens units of work on the event log."""
+    """Opens units of work on the event log; its units share one coverage cache (the
+    planner's matrix, kept up to date between batches)."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(log)
+        self._coverage = CoverageCache()
+
+    @property
+    def coverage(self) -> CoverageCache:
+        """The units' coverage cache."""
+        return self._coverage
 
     def _unit(self, tx: LedgerTransaction) -> WorkUnit:
-        return WorkUnit(tx)
+        return WorkUnit(tx, self._coverage)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[WorkUnit]:
+        """A unit of work; commits when the block ends, rolls back on an error (and then
+        the coverage cache forgets what the unit read)."""
+        try:
+            async with super().transaction() as unit:
+                yield unit
+        except BaseException:
+            self._coverage.settle(committed=False)
+            raise
+        self._coverage.settle(committed=True)
 
 
 class LedgerStatus:

@@ -19,5 +19,5 @@ appended AS (
     SELECT head.position + row_number() OVER (ORDER BY fresh.ord), {{fresh_columns}}
     FROM fresh CROSS JOIN head
     ORDER BY fresh.ord
-    RETURNING position, type, data, occurred_at, idempotency_key
+    RETURNING position, type, data, occurred_at, recorded_at, idempotency_key
 )

@@ -1,8 +1,9 @@
 -- One statement that appends events and folds the node and prepull events among them:
 -- the append's CTEs (ending in appended, an INSERT INTO ledger.events returning at least
--- position, type, data, occurred_at), the fold of nodes and node images, their writes,
--- and image_presence moved by what the new events change. All sub-statements see the
--- rows as they were before the statement: "before" is the tables, "after" the new_* CTEs.
+-- position, type, data, occurred_at, recorded_at), the fold of nodes and node images,
+-- their writes, and image_presence moved by what the new events change. All sub-statements
+-- see the rows as they were before the statement: "before" is the tables, "after" the new_*
+-- CTEs.
 WITH {{append}},
 {{events}},
 {{nodes}},
