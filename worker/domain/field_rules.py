@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from attrs import frozen
+
 __all__ = [
     "EARLIEST_TIME",
     "FOLD_SKEW",
@@ -47,19 +49,46 @@ _DIGESTS = {"sha256": re.compile(r"[0-9a-f]{64}"), "sha512": re.compile(r"[0-9a-
 _BAD_CHARACTERS = re.compile(r"[\x00\ud800-\udfff]")
 
 
+@frozen
+class _NameRule:
+    """At most ``limit`` characters matching ``pattern``: a ``kind`` of name made of
+    ``chars``, starting and ending with a letter or digit."""
+
+    limit: int
+    pattern: re.Pattern[str]
+    kind: str
+    chars: str
+
+    def problem(
+        self, value: str, subject: str = "", shown_as: str | None = None, *, empty: bool = False
+    ) -> str | None:
+        """Why ``value`` breaks the rule, or None (an empty value is allowed when
+        ``empty``). ``subject`` leads the messages (``key name``); ``shown_as`` is how a
+        mismatch shows the value (by default, itself)."""
+        lead = f"{subject} " if subject else ""
+        if not value and not empty:
+            return f"{lead}must not be empty"
+        if len(value) > self.limit:
+            return f"{lead}must be at most {self.limit} characters, got {len(value)}"
+        if value and not self.pattern.fullmatch(value):
+            named = shown_as if shown_as is not None else shown(value)
+            edges = "starting and ending with a letter or digit"
+            return f"{named} is not a {self.kind} ({self.chars}, {edges})"
+        return None
+
+
+_QUALIFIED = "letters, digits, '-', '_' and '.'"
+_OBJECT_NAME = _NameRule(
+    253, _DNS_SUBDOMAIN, "DNS-1123 subdomain", "lowercase letters, digits, '-' and '.'"
+)
+_KEY_NAME = _NameRule(63, _QUALIFIED_NAME, "qualified name", _QUALIFIED)
+_LABEL_VALUE = _NameRule(63, _QUALIFIED_NAME, "valid label value", _QUALIFIED)
+
+
 def dns_subdomain_problem(value: str) -> str | None:
     """A Kubernetes object name (nodes, pods): a DNS-1123 subdomain of at most 253
     characters, lowercase letters, digits, '-' and '.'."""
-    if not value:
-        return "must not be empty"
-    if len(value) > 253:
-        return f"must be at most 253 characters, got {len(value)}"
-    if not _DNS_SUBDOMAIN.fullmatch(value):
-        return (
-            f"{shown(value)} is not a DNS-1123 subdomain (lowercase letters, digits, '-' and"
-            " '.', starting and ending with a letter or digit)"
-        )
-    return None
+    return _OBJECT_NAME.problem(value)
 
 
 def label_key_problem(key: str) -> str | None:
@@ -68,29 +97,13 @@ def label_key_problem(key: str) -> str | None:
     prefix, slash, name = key.rpartition("/")
     if slash and (problem := dns_subdomain_problem(prefix)) is not None:
         return f"key prefix {problem}"
-    if not name:
-        return "key name must not be empty"
-    if len(name) > 63:
-        return f"key name must be at most 63 characters, got {len(name)}"
-    if not _QUALIFIED_NAME.fullmatch(name):
-        return (
-            f"key {shown(key)} is not a qualified name (letters, digits, '-', '_' and '.',"
-            " starting and ending with a letter or digit)"
-        )
-    return None
+    return _KEY_NAME.problem(name, "key name", f"key {shown(key)}")
 
 
 def label_value_problem(value: str) -> str | None:
     """A Kubernetes label (or taint) value: empty, or at most 63 characters of letters,
     digits, '-', '_' and '.', starting and ending with a letter or digit."""
-    if len(value) > 63:
-        return f"value must be at most 63 characters, got {len(value)}"
-    if value and not _QUALIFIED_NAME.fullmatch(value):
-        return (
-            f"value {shown(value)} is not a valid label value (letters, digits, '-', '_' and"
-            " '.', starting and ending with a letter or digit)"
-        )
-    return None
+    return _LABEL_VALUE.problem(value, "value", f"value {shown(value)}", empty=True)
 
 
 def taint_effect_problem(effect: str) -> str | None:
