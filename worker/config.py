@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import attrs
 from attrs import field, frozen, validators
 
+from worker.domain.copying import copy_shared
 from worker.domain.errors import InvalidInputError
 from worker.domain.field_rules import FOLD_SKEW
 from worker.domain.images import Repository
@@ -160,15 +161,7 @@ class ImagesConfig:
     def policy(self) -> PrepullPolicy:
         """The prepull policy. Google sources ignore ``aliasTags``, as the reference does."""
         aliases = self.alias_tags if isinstance(self.source, DockerSource) else ()
-        return PrepullPolicy(
-            recommended_tag=self.recommended_tag,
-            num_releases=self.num_releases,
-            num_weeklies=self.num_weeklies,
-            num_dailies=self.num_dailies,
-            cycle=self.cycle,
-            pin=self.pin,
-            alias_tags=aliases,
-        )
+        return copy_shared(PrepullPolicy, self, alias_tags=aliases)
 
 
 @frozen

@@ -33,6 +33,7 @@ from worker.adapters.ledger import (
 from worker.adapters.metrics import CONTENT_TYPE, WorkerMetrics
 from worker.config import Config, ConfigError
 from worker.converter import load_config
+from worker.domain.copying import copy_shared
 from worker.factory.sources import (
     PASSWORD_ENV,
     USERNAME_ENV,
@@ -110,18 +111,7 @@ def http_token() -> str | None:
 def broker_settings(config: Config, url: str | None, prefix: str) -> BrokerSettings:
     """The worker's broker settings: the URL given (else ``IMAGELEDGER_AMQP_URL``, else the
     local default) and the name prefix; batching and retries from the ``queue:`` section."""
-    queue = config.queue
-    return BrokerSettings(
-        url=amqp_url(url),
-        prefix=prefix,
-        prefetch=queue.prefetch,
-        batch_size=queue.batch_size,
-        batch_timeout=queue.batch_timeout,
-        max_attempts=queue.max_attempts,
-        retry_delay=queue.retry_delay,
-        max_retry_delay=queue.max_retry_delay,
-        delivery_limit=queue.delivery_limit,
-    )
+    return copy_shared(BrokerSettings, config.queue, url=amqp_url(url), prefix=prefix)
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from worker.domain.changes import (
     images_changes,
     images_state,
 )
+from worker.domain.copying import copy_shared
 from worker.domain.events import PrepullFailed, PrepullSucceeded
 from worker.domain.messages import (
     Delivery,
@@ -105,15 +106,7 @@ def node_rules(config: Config) -> NodeRules:
 
 def prepull_settings(config: Config) -> PrepullSettings:
     """Planner settings from the configuration."""
-    p = config.prepull
-    return PrepullSettings(
-        max_attempts=p.max_attempts,
-        in_flight_per_node=p.in_flight_per_node,
-        in_flight_total=p.in_flight_total,
-        backoff=p.backoff,
-        max_backoff=p.max_backoff,
-        timeout=config.images.prepull_timeout,
-    )
+    return copy_shared(PrepullSettings, config.prepull, timeout=config.images.prepull_timeout)
 
 
 def completion_facts(deliveries: Sequence[Delivery]) -> list[Fact]:
