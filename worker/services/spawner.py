@@ -81,19 +81,18 @@ class ServedLedger(Protocol):
 
 
 class SpawnerDocuments:
-    """The stored catalog of the configured repository, as the spawner API serves it."""
+    """The stored catalog of the configured repository, as the spawner API serves it.
+
+    Cached per log position (``PositionCache``): a read is five queries, one of them every
+    digest every current node holds, so a request while nothing was appended costs one
+    ``max(position)`` query instead.
+    """
 
     def __init__(self, ledger: ServedLedger, config: Config) -> None:
-        self._config = config
         repository = config.images.repository
         self._cache = PositionCache(
             ledger.position, lambda: ledger.served(repository), lambda c: c.position
         )
-
-    @property
-    def config(self) -> Config:
-        """The configuration (the prepulls document shows its images section)."""
-        return self._config
 
     async def current(self) -> ServedCatalog:
         """The stored catalog at the log's current position (cached until the log grows)."""
