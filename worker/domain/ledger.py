@@ -11,7 +11,8 @@ Rules in brief:
 - per (node, digest) the newest observation by time wins, ties to the later arrival
   (DOMAIN.md difference 11, ``worker.domain.inventory.apply_presence``); a truncated kubelet
   list never marks an image gone (difference 10);
-- ``PresenceRow`` counts, per digest, the eligible nodes that are not gone and hold it;
+- ``PresenceRow`` counts, per digest, the eligible nodes that are not gone and hold it (a
+  digest no such node holds has no row);
 - a node's labels, taints and eligibility follow its newest ``NodeSeen``/``NodeGone``;
 - prepull state follows arrival order; a success is also a presence observation;
 - a stored node or prepull event counts as observed no later than its recording plus

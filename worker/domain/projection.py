@@ -279,7 +279,11 @@ class LedgerState(StateView):
         return LedgerState(**{name.lstrip("_"): table for name, table in tables.items()})
 
     def put(self, row: Row) -> None:
-        """Store a row; only ``fold`` and ``evolve`` call this, on a private copy."""
+        """Store a row; only ``fold`` and ``evolve`` call this, on a private copy. A
+        presence count of zero is no row (as a rebuild, counting from the rows, has it)."""
+        if isinstance(row, PresenceRow) and row.eligible_nodes == 0:
+            self.presence_counts.pop(row.key, None)
+            return
         getattr(self, _TABLES[type(row)])[row.key] = row
         if isinstance(row, NodeImageRow):
             self._by_node.setdefault(row.node, set()).add(row.digest)

@@ -7,10 +7,14 @@ import itertools
 from datetime import datetime, timedelta
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.database import raw_url
 from tests.support.events import T0
 from worker.adapters.ledger.eventlog import EventLog, NewEvent
+from worker.adapters.ledger.projections import load_state
+from worker.adapters.ledger.rebuild import rebuild
 from worker.domain.events import (
     CachedImage,
     Event,
@@ -20,6 +24,7 @@ from worker.domain.events import (
 )
 
 A, B, C = (f"sha256:{c * 64}" for c in "abc")
+PRESENCE = text("SELECT digest, eligible_nodes FROM ledger.image_presence ORDER BY digest")
 
 
 def at(minutes: int) -> datetime:
@@ -116,3 +121,28 @@ async def test_node_images_at_answers_from_the_log(event_log: EventLog, database
         assert await held(5) == {B, C}
     finally:
         await db.close()
+
+
+async def test_an_image_that_leaves_every_node_leaves_image_presence(
+    event_log: EventLog, engine: AsyncEngine
+) -> None:
+    """A count that falls to zero is no row, live as after a rebuild (which counts from the
+    rows and writes none for an image no eligible node holds)."""
+    await event_log.append(
+        [
+            NodeSeen(node="n1", eligible=True, occurred_at=T0),
+            NodeSeen(node="n2", eligible=True, occurred_at=T0),
+            inventory(1, appeared=(A, B)),
+            NodeInventoryObserved(node="n2", appeared=(CachedImage(B, 7),), occurred_at=at(1)),
+        ]
+    )
+    await event_log.append([inventory(2, appeared=(B,), disappeared=(A,))])
+    async with engine.connect() as connection:
+        rows = (await connection.execute(PRESENCE)).all()
+        assert rows == [(B, 2)]
+        before = await load_state((await connection.get_raw_connection()).driver_connection)
+    await rebuild(engine)
+    async with engine.connect() as connection:
+        assert (await connection.execute(PRESENCE)).all() == [(B, 2)]
+        after = await load_state((await connection.get_raw_connection()).driver_connection)
+    assert after == before

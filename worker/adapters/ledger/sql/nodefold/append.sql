@@ -11,9 +11,19 @@ WITH {{append}},
 {{presence}},
 {{write_nodes}},
 {{write_node_images}},
+-- A digest whose count falls to zero loses its row (a rebuild, counting from the rows,
+-- writes none for it); the two statements below touch disjoint digests.
+emptied_presence AS (
+    DELETE FROM ledger.image_presence p USING delta d
+    WHERE p.digest = d.digest AND d.change <> 0 AND p.eligible_nodes + d.change = 0
+),
 moved_presence AS (
     INSERT INTO ledger.image_presence ({{presence_columns}})
-    SELECT digest, change FROM delta WHERE change <> 0
+    SELECT d.digest, d.change FROM delta d
+    WHERE d.change <> 0 AND NOT EXISTS (
+        SELECT 1 FROM ledger.image_presence p
+        WHERE p.digest = d.digest AND p.eligible_nodes + d.change = 0
+    )
     ON CONFLICT (digest) DO UPDATE
         SET eligible_nodes = ledger.image_presence.eligible_nodes + EXCLUDED.eligible_nodes
 )
