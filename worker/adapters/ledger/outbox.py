@@ -116,6 +116,10 @@ async def write_outbox(
     return len(inserted)
 
 
+BUSY_RETRY = 0.05
+"""Seconds a relay waits before trying the lock again while another relay holds it."""
+
+
 class OutboxRelay:
     """Publishes ``ledger.outbox`` in order; ``run`` loops until ``stop``."""
 
@@ -140,11 +144,15 @@ class OutboxRelay:
         """Publish one batch of unpublished rows in ``id`` order and mark them; returns how
         many were published (0 when another relay holds the lock). On a publish failure the
         rows confirmed so far are marked, then the error is raised."""
+        return await self._relay() or 0
+
+    async def _relay(self) -> int | None:
+        """``relay_once``, but None when another relay holds the lock."""
         error: Exception | None = None
         published: list[int] = []
         async with translate_errors("relay the outbox"), self._engine.begin() as conn:
             if not await self._lock(conn):
-                return 0
+                return None
             rows = (await conn.execute(_PENDING, {"limit": self._batch_size})).all()
             try:
                 for row in rows:
@@ -188,18 +196,22 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until ``stop``: full batches back to back, otherwise every poll interval or
-        on ``wake``; failures (database or broker away) back off and retry."""
+        on ``wake``; failures (database or broker away) back off and retry. While another
+        worker's relay holds the lock, try again shortly (``BUSY_RETRY``), not at the next
+        poll: rows this worker wrote since the holder read the outbox would wait a poll."""
         backoff = 0.0
         while not self._stopping.is_set():
             try:
-                count = await self.relay_once()
+                count = await self._relay()
             except Exception as exc:
                 backoff = min(max(backoff * 2, self._poll), self._max_backoff)
                 log.warning("outbox relay failed; retrying", error=str(exc), delay=backoff)
                 await self._sleep(backoff)
                 continue
             backoff = 0.0
-            if count < self._batch_size:
+            if count is None:
+                await self._sleep(min(self._poll, BUSY_RETRY))
+            elif count < self._batch_size:
                 await self._sleep(self._poll)
 
     async def _sleep(self, seconds: float) -> None:

@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.rabbit import wait_until
 from worker.adapters.broker.connection import Broker
 from worker.adapters.ledger.eventlog import EventLog
-from worker.adapters.ledger.outbox import OutboxRelay, outbox_message_id, write_outbox
+from worker.adapters.ledger.outbox import (
+    RELAY_LOCK_KEY,
+    OutboxRelay,
+    outbox_message_id,
+    write_outbox,
+)
 from worker.converter import decode_outbound_message
 from worker.domain.messages import (
     ImagesChangedMessage,
@@ -214,3 +219,24 @@ async def test_one_relay_at_a_time(
 
 async def _backlog_is(relay: OutboxRelay, count: int) -> bool:
     return await relay.backlog() == count
+
+
+async def test_a_relay_that_finds_the_lock_held_tries_again_soon_not_at_the_next_poll(
+    event_log: EventLog, engine: AsyncEngine, broker: Broker, captured: AbstractQueue
+) -> None:
+    """Another worker's relay holds the lock (here: a transaction that took it) while this
+    worker's rows are written and its relay woken: they go out once the lock is free, long
+    before the 60 s poll."""
+    relay = OutboxRelay(engine, broker, poll_interval=timedelta(seconds=60))
+    async with engine.begin() as holder:
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
+        running = asyncio.create_task(relay.run())
+        async with event_log.transaction() as tx:
+            await write_outbox(tx.driver, requests(3))
+        relay.wake()
+        await asyncio.sleep(0.3)
+        assert await relay.backlog() == 3  # the lock is held: nothing went out
+    await wait_until(lambda: _backlog_is(relay, 0), what="the relay to publish", within=10)
+    relay.stop()
+    await asyncio.wait_for(running, 5)
+    assert len(await take(captured, 3)) == 3
