@@ -79,10 +79,18 @@ async def lag_figures(db: asyncpg.Connection, sent: Mapping[str, Sent]) -> dict[
 
 
 async def rollout_figures(
-    db: asyncpg.Connection, digest: str, eligible: int, refreshed_at: float, bound_s: float
+    db: asyncpg.Connection,
+    digest: str,
+    eligible: int,
+    refreshed_at: float,
+    bound_s: float,
+    received: Mapping[tuple[str, str], float],
 ) -> dict[str, Any]:
     """When ``digest`` was on every eligible node (its last ``prepull.succeeded`` of a
-    distinct node), from the refresh request, against the throttle's lower bound."""
+    distinct node), from the refresh request, against the throttle's lower bound; and where
+    a pair's time goes besides the pull: from its ``prepull.requested`` event to the
+    launcher receiving the message (the outbox relay and the broker), and from the
+    launcher's pod completion to its fold (``completion_fold_s``)."""
     row = await db.fetchrow(
         "SELECT count(DISTINCT data ->> 'node') AS nodes,"
         " extract(epoch FROM min(recorded_at))::float8 AS first,"
@@ -96,6 +104,17 @@ async def rollout_figures(
         " WHERE type = 'prepull.requested' AND data ->> 'digest' = $1",
         digest,
     )
+    pairs = await db.fetch(
+        "SELECT r.data ->> 'node', extract(epoch FROM r.recorded_at)::float8,"
+        " extract(epoch FROM s.recorded_at)::float8, extract(epoch FROM s.occurred_at)::float8"
+        " FROM ledger.events r JOIN ledger.events s ON s.type = 'prepull.succeeded'"
+        " AND s.data ->> 'digest' = r.data ->> 'digest' AND s.data ->> 'node' = r.data ->> 'node'"
+        " WHERE r.type = 'prepull.requested' AND r.data ->> 'digest' = $1",
+        digest,
+    )
+    to_launcher = [received[(n, digest)] - at for n, at, _, _ in pairs if (n, digest) in received]
+    cycle = [done_at - at for _, at, done_at, _ in pairs]
+    folded = [done_at - finished for _, _, done_at, finished in pairs]
     done = row["nodes"] >= eligible
     took = round(row["last"] - refreshed_at, 2) if done else None
     return {
@@ -108,6 +127,9 @@ async def rollout_figures(
         else round(first_request - refreshed_at, 2),
         "every_node_s": took,
         "vs_lower_bound": None if took is None else round(took / bound_s, 3),
+        "request_to_launcher": _quantiles(to_launcher),
+        "completion_fold": _quantiles(folded),
+        "request_to_fold": _quantiles(cycle),
         "target": 1.2,
         "met": took is not None and took <= 1.2 * bound_s,
     }

@@ -81,6 +81,8 @@ class Platform:
     phase: str = "setup"
     sent: dict[str, Sent] = field(factory=dict)
     requests: int = 0
+    received: dict[tuple[str, str], float] = field(factory=dict)
+    """(node, digest) -> when the launcher first received its ``prepull.requested``."""
     held: list[list[str]] = field(factory=list)
     _generation: list[int] = field(factory=list)
     _reports: list[int] = field(factory=list)
@@ -207,6 +209,7 @@ class Platform:
             request = decode_outbound_message(PrepullRequestedMessage.ROUTING_KEY, message.body)
             assert isinstance(request, PrepullRequestedMessage)
             self.requests += 1
+            self.received.setdefault((request.node, request.digest), time.time())
             pull = asyncio.create_task(self._pull(f"pod:{message.message_id}", request))
             self._pulls.add(pull)
             pull.add_done_callback(self._pulls.discard)
