@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from bench.scale_figures import (
 from bench.scale_platform import NOMINAL_CADENCE, Platform
 from bench.worker_workload import REPOSITORY, SELECTOR
 from tests.support.rabbit import own_vhost, queue_depth
-from tests.support.registry import run_registry
+from tests.support.registry import RunningRegistry, run_registry
 from tests.support.worker_process import WorkerProcess
 from worker.adapters.broker import Broker, BrokerSettings
 from worker.adapters.ledger import migrate
@@ -126,7 +126,7 @@ async def database(admin_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def until(check: Any, within: float, what: str) -> float:
+async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
     """Poll ``check`` (a coroutine function) every 0.25 s; seconds it took."""
     began = time.monotonic()
     while not await check():
@@ -171,7 +171,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _scenario(
-    args: argparse.Namespace, amqp: str, raw: str, registry: Any, session: Any, logs: Path
+    args: argparse.Namespace,
+    amqp: str,
+    raw: str,
+    registry: RunningRegistry,
+    session: aiohttp.ClientSession,
+    logs: Path,
 ) -> dict[str, Any]:
     broker = Broker(BrokerSettings(url=amqp, prefix=PREFIX))
     await broker.connect()
@@ -229,7 +234,7 @@ async def _phases(
             "SELECT count(*) FROM ledger.events WHERE type = 'refresh.completed'"))  # fmt: skip
 
     async def nodes_known() -> bool:
-        return int(await db.fetchval("SELECT count(*) FROM ledger.nodes")) == args.nodes
+        return int(await db.fetchval("SELECT count(*) FROM ledger.nodes")) == int(args.nodes)
 
     await platform.refresh("setup")
     setup["first_refresh_s"] = await until(refreshed, 300, "the first refresh")

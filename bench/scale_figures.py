@@ -46,7 +46,10 @@ def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
     ordered = sorted(values)
     if not ordered:
         return {"p50_s": None, "p99_s": None, "max_s": None}
-    at = lambda share: round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 3)  # noqa: E731
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 3)
+
     return {"p50_s": at(0.5), "p99_s": at(0.99), "max_s": round(ordered[-1], 3)}
 
 

@@ -1,4 +1,5 @@
-"""Every benchmark command in docs/benchmarks.md and README.md runs as written, on a tiny workload.
+"""Every benchmark command in docs/benchmarks.md, docs/scale.md and README.md runs as written,
+on a tiny workload.
 
 The commands are read out of the documents, so a document that names a script, an option
 or a value that no longer works fails here. Each runs from the repository root in a
