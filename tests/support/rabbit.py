@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ __all__ = [
     "broker_settings",
     "drain",
     "drop_connections",
+    "own_vhost",
     "publish_raw",
     "queue_depth",
     "rabbit_connection",
@@ -75,26 +77,36 @@ async def drop_connections(name: str) -> int:
     return len(pids)
 
 
-@pytest.fixture
-async def amqp_url() -> AsyncIterator[str]:
-    """The AMQP URL of a virtual host of this test's own (deleted afterwards).
+@asynccontextmanager
+async def own_vhost(prefix: str = "test") -> AsyncIterator[str]:
+    """The AMQP URL of a virtual host of our own, deleted when the block ends.
 
     Needs RabbitMQ on 127.0.0.1:5672 (``rabbitmq-server -detached``) and ``rabbitmqctl``
-    (run as root); without ``rabbitmqctl`` the default vhost is used, and the unique
-    names of ``broker_settings`` keep tests apart.
+    (run as root); without ``rabbitmqctl`` the default vhost is used, and unique queue
+    name prefixes keep users apart.
     """
     if not _reachable():
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (rabbitmq-server -detached)")
+        raise RuntimeError("RabbitMQ is not running on 127.0.0.1:5672 (rabbitmq-server -detached)")
     if shutil.which("rabbitmqctl") is None or os.geteuid() != 0:
         yield _base_url()
         return
-    vhost = f"test-{uuid.uuid4().hex[:12]}"
+    vhost = f"{prefix}-{uuid.uuid4().hex[:12]}"
     await _rabbitmqctl("add_vhost", vhost)
     try:
         await _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         yield _base_url().rstrip("/") + "/" + quote(vhost, safe="")
     finally:
         await _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+async def amqp_url() -> AsyncIterator[str]:
+    """The AMQP URL of a virtual host of this test's own (deleted afterwards); see
+    ``own_vhost``."""
+    if not _reachable():
+        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (rabbitmq-server -detached)")
+    async with own_vhost() as url:
+        yield url
 
 
 @pytest.fixture

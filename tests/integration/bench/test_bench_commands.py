@@ -1,4 +1,5 @@
-"""Every benchmark command in docs/benchmarks.md and README.md runs as written, on a tiny workload.
+"""Every benchmark command in docs/benchmarks.md, docs/scale.md and README.md runs as written,
+on a tiny workload.
 
 The commands are read out of the documents, so a document that names a script, an option
 or a value that no longer works fails here. Each runs from the repository root in a
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 from attrs import frozen
 
+from bench.scale_figures import VIEWS
+
 ROOT = Path(__file__).resolve().parents[3]
 DOCUMENTS = ("docs/benchmarks.md", "README.md", "docs/scale.md")
 SMALL_VERSION = {
@@ -40,6 +43,11 @@ TINY = {
     "bench/worker_throughput.py": [
         *("--messages", "600", "--batch-size", "100", "--prefetch", "200"),
         *("--nodes", "20", "--pairs", "1"),
+    ],
+    "bench/scale.py": [
+        *("--tiny", "--nodes", "50", "--tags", "30", "--days", "1", "--day-seconds", "8"),
+        *("--speedup", "10", "--pull-seconds", "0.5", "--nominal-seconds", "6"),
+        *("--cadence", "30", "--churn", "0.5", "--workers", "3"),
     ],
 }
 """Flags that shrink each benchmark's workload (appended, so they win)."""
@@ -148,11 +156,40 @@ def _check_worker(result: dict[str, Any]) -> None:
     assert run["ceiling"]["cpu_us_per_message"] > 0
 
 
+def _check_scale(result: dict[str, Any]) -> None:
+    for phase in ("setup", "1x", "10x"):
+        lag = result["lag"][phase]["all"]
+        assert lag["with_events"] > 0, (phase, lag)
+        assert 0 <= lag["p50_s"] <= lag["p99_s"] <= lag["max_s"], (phase, lag)
+    assert result["lag"]["10x"]["completion"]["with_events"] == 49
+    (day,) = result["days"]
+    rollout = day["rollout"]
+    assert rollout["eligible_nodes"] == rollout["nodes_reached"] == 49
+    assert rollout["lower_bound_s"] == 0.5
+    assert rollout["every_node_s"] >= rollout["lower_bound_s"]
+    assert rollout["vs_lower_bound"] == round(rollout["every_node_s"] / 0.5, 3)
+    assert rollout["met"] is (rollout["vs_lower_bound"] <= 1.2)
+    assert day["events_by_type"]["prepull.succeeded"] == 49
+    assert day["events"] == sum(day["events_by_type"].values())
+    assert day["ledger_bytes"] > 0
+    year = result["year"]
+    assert year["events_per_year"] >= day["events"] * 365
+    assert year["disk_bytes_per_year"] > 0
+    assert year["rebuild_s_per_year_of_log"] > 0
+    assert result["rebuild"]["events"] == result["size_at_end"]["events"]
+    assert result["rebuild"]["seconds"] > 0
+    assert set(result["views"]) == set(VIEWS)
+    assert all(view["median_ms"] > 0 for view in result["views"].values())
+    assert result["views"]["nodes"]["rows"] == 50
+    assert result["workers"]["exit_codes"] == [0, 0, 0]
+
+
 CHECKS = {
     "bench/domain.py": _check_domain,
     "bench/refresh.py": _check_refresh,
     "bench/eventlog.py": _check_eventlog,
     "bench/worker_throughput.py": _check_worker,
+    "bench/scale.py": _check_scale,
 }
 
 
