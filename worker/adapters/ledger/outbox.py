@@ -154,17 +154,29 @@ class OutboxRelay:
             if not await self._lock(conn):
                 return None
             rows = (await conn.execute(_PENDING, {"limit": self._batch_size})).all()
-            try:
-                for row in rows:
-                    await self._publisher.publish(
+            # All at once: the channel sends them in this order and the broker's
+            # confirmations come back together, instead of one round trip per row.
+            results = await asyncio.gather(
+                *(
+                    self._publisher.publish(
                         row.routing_key,
                         row.body.encode(),
                         message_id=row.message_id,
                         headers=json.loads(row.headers),
                     )
-                    published.append(row.id)
-            except Exception as exc:
-                error = exc
+                    for row in rows
+                ),
+                return_exceptions=True,
+            )
+            # Marked: the rows before the first failure, so the outbox goes out in order;
+            # any confirmed after it go out again, with the same ids.
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, Exception):
+                    error = result
+                    break
+                if isinstance(result, BaseException):
+                    raise result
+                published.append(row.id)
             if published:
                 await conn.execute(_MARK, {"ids": published})
         if published:
