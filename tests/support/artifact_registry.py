@@ -20,6 +20,8 @@ from aiohttp import web
 from attrs import define, field, frozen
 from yarl import URL
 
+from tests.support.net import LoopbackSite
+
 __all__ = ["ArtifactRegistryStandIn", "Fault", "ListRequest", "rest_image"]
 
 _STATUS = {
@@ -93,13 +95,12 @@ class ArtifactRegistryStandIn:
     tokens: set[str] = field(factory=set)
     faults: dict[int, list[Fault]] = field(factory=dict)
     requests: list[ListRequest] = field(factory=list)
-    _runner: web.AppRunner | None = field(default=None, init=False)
-    _port: int = field(default=0, init=False)
+    _site: LoopbackSite = field(factory=LoopbackSite, init=False)
 
     @property
     def endpoint(self) -> URL:
         """The API's base URL (the source's ``endpoint``)."""
-        return URL(f"http://127.0.0.1:{self._port}")
+        return URL(f"http://127.0.0.1:{self._site.port}")
 
     @property
     def path(self) -> str:
@@ -113,16 +114,11 @@ class ArtifactRegistryStandIn:
         """Listen on a free loopback port."""
         app = web.Application()
         app.router.add_get("/v1/{parent:.+}/dockerImages", self._list)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        await self._site.start(app)
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     def accept(self, token: str) -> None:
         """Accept ``token`` as a bearer token from now on."""

@@ -15,6 +15,8 @@ from attrs import define, field, frozen
 from multidict import CIMultiDict
 from yarl import URL
 
+from tests.support.net import LoopbackSite
+
 __all__ = ["Fault", "FaultProxy", "LinkStyle"]
 
 LinkStyle = Literal["relative", "absolute", "loop", "other-host"]
@@ -84,14 +86,13 @@ class FaultProxy:
     hits: list[Hit] = field(factory=list)
     page_size: int | None = None
     link_style: LinkStyle = "relative"
-    _runner: web.AppRunner | None = field(default=None, init=False)
+    _site: LoopbackSite = field(factory=LoopbackSite, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
-    _port: int = field(default=0, init=False)
 
     @property
     def host(self) -> str:
         """``127.0.0.1:port``, to configure as the registry host of a client."""
-        return f"127.0.0.1:{self._port}"
+        return f"127.0.0.1:{self._site.port}"
 
     @property
     def url(self) -> URL:
@@ -103,16 +104,11 @@ class FaultProxy:
         self._session = aiohttp.ClientSession(auto_decompress=False)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        await self._site.start(app, shutdown_timeout=0.2, cancel=True)
 
     async def stop(self) -> None:
         """Stop listening and close the upstream session."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None

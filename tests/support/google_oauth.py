@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
+from tests.support.net import LoopbackSite
+
 __all__ = ["CLOUD_PLATFORM", "JWT_BEARER", "OAuthStandIn", "ServiceAccountKey", "TokenGrant"]
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -99,28 +101,22 @@ class OAuthStandIn:
     failures_to_send: int = 0
     grants: list[TokenGrant] = field(factory=list)
     rejected: list[str] = field(factory=list)
-    _runner: web.AppRunner | None = field(default=None, init=False)
-    _port: int = field(default=0, init=False)
+    _site: LoopbackSite = field(factory=LoopbackSite, init=False)
 
     @property
     def token_uri(self) -> URL:
         """The token endpoint, for the key file's ``token_uri``."""
-        return URL(f"http://127.0.0.1:{self._port}/token")
+        return URL(f"http://127.0.0.1:{self._site.port}/token")
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
         app = web.Application()
         app.router.add_post("/token", self._token)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        await self._site.start(app)
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -15,6 +15,7 @@ from attrs import define, field, frozen
 from yarl import URL
 
 from tests.support.certs import SigningCert
+from tests.support.net import LoopbackSite
 
 __all__ = ["TokenRequest", "TokenServer"]
 
@@ -50,13 +51,12 @@ class TokenServer:
     service: str = SERVICE
     issuer: str = ISSUER
     requests: list[TokenRequest] = field(factory=list)
-    _runner: web.AppRunner | None = field(default=None, init=False)
-    _port: int = field(default=0, init=False)
+    _site: LoopbackSite = field(factory=LoopbackSite, init=False)
 
     @property
     def url(self) -> URL:
         """Base URL of the running service."""
-        return URL(f"http://127.0.0.1:{self._port}")
+        return URL(f"http://127.0.0.1:{self._site.port}")
 
     @property
     def realm(self) -> URL:
@@ -67,16 +67,11 @@ class TokenServer:
         """Listen on a free loopback port."""
         app = web.Application()
         app.router.add_get("/token", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        await self._site.start(app)
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     def issue(self, subject: str, scopes: list[str], *, push: bool = True) -> str:
         """A token for ``scopes`` (``repository:name:actions``), bypassing the HTTP endpoint."""
