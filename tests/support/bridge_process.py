@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.child import ChildProcess
 from tests.support.cli import ENTRY
 from tests.support.net import free_port
 from tests.support.rabbit import wait_until
@@ -35,12 +35,15 @@ def bridge_config(
     return path
 
 
-class BridgeProcess:
+class BridgeProcess(ChildProcess):
     """One ``imageledger kube`` child, logging (appending) to ``log``."""
+
+    stop_within = 15.0
 
     def __init__(
         self, config: Path, kubeconfig: Path, amqp_url: str, prefix: str, log: Path
     ) -> None:
+        super().__init__()
         self._env = {
             **os.environ,
             "IMAGELEDGER_CONFIG": str(config),
@@ -52,12 +55,6 @@ class BridgeProcess:
         }
         self.log = log
         self.port = 0
-        self._process: asyncio.subprocess.Process | None = None
-
-    @property
-    def running(self) -> bool:
-        """Whether a child was started and has not exited."""
-        return self._process is not None and self._process.returncode is None
 
     async def start(self, *, ready_within: float = 30.0) -> None:
         """Start the child and wait until ``/readyz`` answers 200 (nodes and pods listed,
@@ -98,24 +95,6 @@ class BridgeProcess:
                 labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
                 samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return samples
-
-    async def kill(self) -> None:
-        """SIGKILL the child (no graceful stop) and reap it."""
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
-            await self._process.wait()
-
-    async def terminate(self, within: float = 15.0) -> int:
-        """SIGTERM the child; its exit status (SIGKILL after ``within`` seconds)."""
-        assert self._process is not None
-        if self._process.returncode is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._process.wait(), within)
-            except TimeoutError:
-                await self.kill()
-        assert self._process.returncode is not None
-        return self._process.returncode
 
     def log_lines(self) -> list[str]:
         """Every line the bridge logged so far (all runs)."""

@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import json
 import os
-import signal
-import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,9 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.child import ChildProcess
 from tests.support.cli import ENTRY
+from tests.support.net import free_port
 from tests.support.rabbit import wait_until
 from worker.adapters.ledger.rebuild import rebuild
 from worker.adapters.ledger.schema import PROJECTION_TABLES
@@ -54,38 +54,21 @@ def write_config(path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """One ``imageledger run --no-schedule`` child with its own port and log file."""
 
     def __init__(
         self, config: Path, database_url: str, amqp_url: str, prefix: str, log: Path
     ) -> None:
+        super().__init__()
         self._config, self._database_url = config, database_url
         self._amqp_url, self._prefix, self._log = amqp_url, prefix, log
-        self._process: asyncio.subprocess.Process | None = None
         self.port = 0
         self.starts = 0
 
-    @property
-    def pid(self) -> int:
-        """The running child's process id."""
-        assert self._process is not None
-        return self._process.pid
-
-    @property
-    def running(self) -> bool:
-        """Whether a child was started and has not exited."""
-        return self._process is not None and self._process.returncode is None
-
     async def start(self, *, healthy_within: float = 30.0) -> None:
         """Start the child and wait until ``/healthz`` answers 200."""
-        self.port = _free_port()
+        self.port = free_port()
         env = {
             **os.environ,
             "IMAGELEDGER_CONFIG": str(self._config),
@@ -119,29 +102,6 @@ class WorkerProcess:
                 return response.status == 200
         except aiohttp.ClientError:
             return False
-
-    @property
-    def returncode(self) -> int | None:
-        """The child's exit status (None while it runs)."""
-        return None if self._process is None else self._process.returncode
-
-    async def kill(self) -> None:
-        """SIGKILL the child (no graceful stop) and reap it."""
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
-            await self._process.wait()
-
-    async def terminate(self, within: float = 20.0) -> int:
-        """SIGTERM the child and return its exit status (SIGKILL after ``within``)."""
-        assert self._process is not None
-        if self._process.returncode is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._process.wait(), within)
-            except TimeoutError:
-                await self.kill()
-        assert self._process.returncode is not None
-        return self._process.returncode
 
     def peak_rss_mb(self) -> float:
         """The child's peak resident set (``VmHWM``) in MiB."""
