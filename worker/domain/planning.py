@@ -47,13 +47,12 @@ class Coverage:
     def put(self, node: str, eligible: bool, pairs: Mapping[str, PairCoverage]) -> None:
         """Record ``node`` as it is now: whether it is eligible (and not gone), and its rows
         for the target digests (a digest without a row: never seen there)."""
-        self._eligible.discard(node)
-        for digest in self.digests:
-            self._place(node, digest, None, eligible=False)
         if eligible:
             self._eligible.add(node)
-            for digest in self.digests:
-                self._place(node, digest, pairs.get(digest), eligible=True)
+        else:
+            self._eligible.discard(node)
+        for digest in self.digests:
+            self._place(node, digest, pairs.get(digest), eligible=eligible)
 
     def put_pair(self, node: str, digest: str, pair: PairCoverage | None) -> None:
         """Record one pair of ``node`` as it is now (None: no row), if ``digest`` is a

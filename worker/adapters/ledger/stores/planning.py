@@ -19,16 +19,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import structlog
-
 from worker.adapters.ledger.database import translate_errors
 from worker.adapters.ledger.nodefold import NODE_EVENT_TYPES
 from worker.adapters.ledger.statements import Statement
 from worker.domain.planning import PENDING_STATES, Coverage, PairCoverage
 
 __all__ = ["CoverageCache"]
-
-log = structlog.get_logger(__name__)
 
 _PENDING = sorted(PENDING_STATES)
 
@@ -88,16 +84,7 @@ class CoverageCache:
         async with translate_errors("read the prepull coverage"):
             files = tuple(r[0] for r in await _FILES.fetch(db))
             coverage = self._coverage
-            stale = (
-                coverage is None
-                or self._unsettled  # another unit synced and has not ended yet
-                or coverage.digests != tuple(dict.fromkeys(digests))
-                or files != self._files
-                or head < self._position
-                or head - self._position > self._max_events
-                or time.monotonic() - self._loaded_at > self._reload_every
-            )
-            if stale or coverage is None:
+            if coverage is None or self._stale(coverage, digests, files, head):
                 coverage = await self._load(db, digests)
                 self._files, self._loaded_at = files, time.monotonic()
                 self.loads += 1
@@ -105,6 +92,19 @@ class CoverageCache:
                 await _catch_up(db, coverage, self._position, head)
         self._coverage, self._position, self._unsettled = coverage, head, True
         return coverage
+
+    def _stale(
+        self, coverage: Coverage, digests: list[str], files: tuple[Any, ...], head: int
+    ) -> bool:
+        """Whether to read the matrix whole rather than catch up (module docstring)."""
+        return (
+            self._unsettled  # another unit synced and has not ended yet
+            or coverage.digests != tuple(dict.fromkeys(digests))
+            or files != self._files
+            or head < self._position
+            or head - self._position > self._max_events
+            or time.monotonic() - self._loaded_at > self._reload_every
+        )
 
     @staticmethod
     async def _load(db: Any, digests: list[str]) -> Coverage:
