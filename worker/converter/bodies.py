@@ -45,14 +45,10 @@ _JSON = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_cons
 hooks would build a decoder for every body)."""
 
 
-def _parse(body: bytes) -> Any:
-    """``body`` as JSON. A UTF-8 body is decoded here; any other (UTF-16/32, or bytes that
-    encode a lone surrogate) as ``json.loads`` does."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    return _JSON.decode(text)
+def _text(body: bytes) -> str:
+    """``body`` decoded as ``json.loads`` decodes bytes (UTF-8, with or without a BOM, or
+    UTF-16/32; surrogates encoded in the bytes pass through, to be refused by the walk)."""
+    return body.decode(json.detect_encoding(body), "surrogatepass")
 
 
 def _json_kind(value: Any) -> str:
@@ -102,15 +98,16 @@ def _decode(messages: Mapping[str, type[Any]], routing_key: str, body: bytes) ->
             f"body of {len(body)} bytes is over the limit of {MAX_MESSAGE_BYTES} bytes"
         )
     try:
-        data = _parse(body)
+        text = _text(body)
+        data = _JSON.decode(text)
     except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise MessageRejected(f"malformed JSON: {detail}") from exc
     if not isinstance(data, dict):
         raise MessageRejected(f"expected a JSON object, got {_json_kind(data)} @ $")
-    # In an ASCII body a NUL or a lone surrogate can only come from a \u escape (JSON refuses
-    # raw control characters): without one, nothing needs the walk. Other bodies are walked.
-    bad = _bad_string(data) if b"\\u" in body or not body.isascii() else None
+    # In ASCII text a NUL or a lone surrogate can only come from a \u escape (JSON refuses
+    # raw control characters): without one, nothing needs the walk. Other text is walked.
+    bad = _bad_string(data) if "\\u" in text or not text.isascii() else None
     if bad is not None:
         raise MessageRejected(bad)
     try:

@@ -390,3 +390,18 @@ def test_arrivals_sort_fresh_repeated_and_reused_ids() -> None:
     arrivals = sort_arrivals(batch, {"a": "1", "b": "9"})
     assert arrivals == Arrivals(fresh=(2, 5), repeated=(0, 3), reused=(1, 4))
     assert MESSAGE_ID_REUSED == "message id reused with a different body"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_bodies_decode_as_json_loads_decodes_bytes(encoding: str) -> None:
+    """A BOM or a UTF-16/32 body reads as the same message (json.loads accepts them)."""
+    text = body(POD_COMPLETED).decode()
+    expected = decode_message("prepull.pod_completed", text.encode())
+    assert decode_message("prepull.pod_completed", text.encode(encoding)) == expected
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-32-be", "utf-8-sig"])
+def test_an_escaped_nul_is_refused_whatever_the_encoding(encoding: str) -> None:
+    raw = with_(INVENTORY_2024, labels={"zone": "a\x00b"}).decode().encode(encoding)
+    with pytest.raises(MessageRejected, match=r"NUL character at offset 1 @ \$\.labels\.zone"):
+        decode_message("node.inventory", raw)
